@@ -1,0 +1,184 @@
+"""Projected gradient descent in an L2 or L-inf ball: pure tensor functions.
+
+Images are float NCHW in [0, 1]; ``eps`` and ``step_size`` are in [0, 1] pixel units.
+Every iterate is projected back into the eps-ball around the input and clamped to
+[0, 1]. The attack follows MadryLab's ``robustness`` steps (normalised gradient step,
+projection, clamp; no random start unless asked), but sums the per-sample losses so the
+result for one image does not depend on the rest of its batch.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bigroc.checks import check_attack_args, check_images, check_labels
+
+# Guards the division by a zero gradient or a zero perturbation.
+_TINY = 1e-10
+
+LossFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _per_sample_norm(t: torch.Tensor) -> torch.Tensor:
+    """L2 norm of each sample of ``t`` (N, ...) shaped (N, 1, ..., 1) for broadcasting."""
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def l2_step(x: torch.Tensor, grad: torch.Tensor, step_size: float) -> torch.Tensor:
+    """Move each sample ``step_size`` along its L2-normalised ``grad`` (ascent)."""
+    return x + step_size * grad / (_per_sample_norm(grad) + _TINY)
+
+
+def l2_project(x: torch.Tensor, x0: torch.Tensor, eps: float) -> torch.Tensor:
+    """Project ``x`` onto {||x - x0||_2 <= eps} per sample, then clamp to [0, 1].
+
+    Clamping cannot leave the ball: [0, 1] holds ``x0``, so clamping moves every pixel
+    towards it. The projection is therefore idempotent.
+    """
+    delta = x - x0
+    scale = torch.clamp(eps / (_per_sample_norm(delta) + _TINY), max=1.0)
+    return torch.clamp(x0 + delta * scale, 0.0, 1.0)
+
+
+def linf_step(x: torch.Tensor, grad: torch.Tensor, step_size: float) -> torch.Tensor:
+    """Move every pixel ``step_size`` along the sign of ``grad`` (ascent)."""
+    return x + step_size * torch.sign(grad)
+
+
+def linf_project(x: torch.Tensor, x0: torch.Tensor, eps: float) -> torch.Tensor:
+    """Clip ``x`` to the box {||x - x0||_inf <= eps}, then clamp to [0, 1]."""
+    return torch.clamp(torch.clamp(x, x0 - eps, x0 + eps), 0.0, 1.0)
+
+
+_STEPS = {"l2": (l2_step, l2_project), "linf": (linf_step, linf_project)}
+
+
+def random_perturb(
+    x0: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A random start inside the ball, clamped to [0, 1].
+
+    L2: a point on the sphere of radius eps (MadryLab's choice); L-inf: uniform in the box.
+    """
+    if norm == "l2":
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        return torch.clamp(x0 + eps * noise / (_per_sample_norm(noise) + _TINY), 0.0, 1.0)
+    noise = torch.rand(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    return torch.clamp(x0 + eps * (2.0 * noise - 1.0), 0.0, 1.0)
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` (and every submodule) in eval mode, then restore each one's mode."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, was_training in modes:
+            m.training = was_training
+
+
+def descend(
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    *,
+    eps: float,
+    steps: int,
+    step_size: float,
+    norm: str = "l2",
+    x_start: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Projected gradient descent on ``loss_fn`` inside the eps-ball around ``x``.
+
+    Args:
+        loss_fn: maps images (N, 3, H, W) to per-sample losses (N,) to minimise. Sample i's
+            loss must depend on image i only, so the steps are independent of the batch.
+        x: centre of the ball, (N, 3, H, W) in [0, 1].
+        eps, step_size: ball radius and step length, in [0, 1] pixel units.
+        steps: number of gradient steps.
+        norm: ``"l2"`` (normalised-gradient step) or ``"linf"`` (sign step).
+        x_start: first iterate (default ``x``); it is projected into the ball first.
+
+    Returns:
+        The last iterate, detached, (N, 3, H, W) in [0, 1] and within the ball.
+    """
+    step, project = _STEPS[norm]
+    x0 = x.detach()
+    x_adv = project(x0 if x_start is None else x_start.detach(), x0, eps)
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        loss = loss_fn(x_adv).sum()
+        # Gradient w.r.t. the input only: parameters get no .grad and their gradients
+        # are never computed.
+        (grad,) = torch.autograd.grad(loss, [x_adv])
+        with torch.no_grad():
+            x_adv = project(step(x_adv, -grad, step_size), x0, eps)
+    return x_adv.detach()
+
+
+def num_classes_of(model: nn.Module, x: torch.Tensor) -> int:
+    """The model's class count: its ``num_classes`` attribute, else one forward pass."""
+    n = getattr(model, "num_classes", None)
+    if isinstance(n, int):
+        return n
+    with torch.no_grad(), eval_mode(model):
+        return int(model(x[:1]).shape[1])
+
+
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    steps: int,
+    step_size: float,
+    norm: str = "l2",
+    targeted: bool = True,
+    random_start: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Projected gradient descent (targeted) or ascent (untargeted) on cross-entropy.
+
+    The model runs in eval mode for the attack and gets back the mode it had; no gradient
+    accumulates in its parameters; everything runs on ``x.device``.
+
+    Args:
+        model: classifier taking [0, 1] images (normalisation inside) and returning logits.
+        x: images, float (N, 3, H, W) in [0, 1].
+        y: class indices (N,): the target when ``targeted``, else the true labels.
+        eps: radius of the ball, in [0, 1] pixel units (L2 norm over all C*H*W values,
+            or the per-pixel bound for ``"linf"``).
+        steps: number of PGD steps (>= 1).
+        step_size: length of each step in [0, 1] pixel units.
+        norm: ``"l2"`` or ``"linf"``.
+        targeted: minimise cross-entropy to ``y`` (True) or maximise it (False).
+        random_start: start from a random point of the ball (for adversarial training).
+        generator: random source for ``random_start``.
+
+    Returns:
+        x_adv: float (N, 3, H, W) in [0, 1] with ||x_adv - x|| <= eps per sample.
+
+    Raises:
+        ValueError: bad images, labels or attack arguments, with what to fix.
+    """
+    check_images(x)
+    check_attack_args(eps=eps, steps=steps, step_size=step_size, norm=norm)
+    y = y.to(x.device) if isinstance(y, torch.Tensor) else y
+    check_labels(y, batch=x.shape[0], num_classes=num_classes_of(model, x))
+    sign = 1.0 if targeted else -1.0
+
+    def loss_fn(x_adv: torch.Tensor) -> torch.Tensor:
+        return sign * F.cross_entropy(model(x_adv), y, reduction="none")
+
+    x_start = random_perturb(x, eps, norm, generator) if random_start else None
+    with eval_mode(model):
+        return descend(
+            loss_fn, x, eps=eps, steps=steps, step_size=step_size, norm=norm, x_start=x_start
+        )

@@ -1,0 +1,93 @@
+"""BIGRoC (Algorithm 2 of the paper) and the logit debiasing of unconditional generators."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bigroc.attacks import eval_mode, pgd
+from bigroc.checks import check_attack_args, check_images
+
+
+def debias_shift(logits: torch.Tensor, a: float = 1.0) -> torch.Tensor:
+    """The paper's label calibration: d_c = a - mean_x(logit_c(x)).
+
+    After adding ``d`` every class has mean logit ``a`` over the calibration set, so
+    ``argmax(logits + d)`` no longer favours classes the classifier over-predicts on
+    generated images.
+
+    Shape:
+        logits: (N, C) classifier logits of N generated calibration images.
+        returns: (C,).
+    """
+    if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or logits.shape[0] == 0:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"logits must be a non-empty (N, C) tensor, got {shape}")
+    if not torch.isfinite(logits).all():
+        raise ValueError("logits contain NaN or infinite values")
+    return a - logits.detach().mean(dim=0)
+
+
+def predict_targets(
+    classifier: nn.Module, x: torch.Tensor, logit_shift: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Targets for unconditional images: argmax(logits(x) + logit_shift), shape (N,)."""
+    with torch.no_grad(), eval_mode(classifier):
+        logits = classifier(x)
+    if logit_shift is not None:
+        if not isinstance(logit_shift, torch.Tensor) or logit_shift.shape != logits.shape[1:]:
+            got = tuple(logit_shift.shape) if isinstance(logit_shift, torch.Tensor) else logit_shift
+            raise ValueError(
+                f"logit_shift must have shape ({logits.shape[1]},), one entry per class of the "
+                f"classifier, got {got}; compute it with debias_shift(calibration_logits)"
+            )
+        logits = logits + logit_shift.to(logits)
+    return logits.argmax(dim=1)
+
+
+def bigroc(
+    classifier: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    *,
+    eps: float,
+    steps: int = 30,
+    step_size: float | None = None,
+    norm: str = "l2",
+    logit_shift: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boost generated images: targeted PGD towards their class under a robust classifier.
+
+    Args:
+        classifier: robust classifier taking [0, 1] images (normalisation inside).
+        x: generated images, float (N, 3, H, W) in [0, 1].
+        y: class of each image (N,) for a conditional generator; ``None`` predicts it as
+            ``argmax(classifier(x) + logit_shift)`` (unconditional generators).
+        eps: radius of the perturbation ball in [0, 1] pixel units (images scaled to
+            [-1, 1], as in the official notebooks, need twice this value there).
+        steps: number of PGD steps.
+        step_size: length of each step; default ``eps / steps``, the paper's choice, so
+            the whole path can just reach the ball's edge.
+        norm: ``"l2"`` (the paper's default) or ``"linf"``.
+        logit_shift: (C,) shift added to the logits before the argmax when ``y`` is None,
+            usually :func:`debias_shift` of a calibration set.
+
+    Returns:
+        (x_boost, y): boosted images (N, 3, H, W) in [0, 1] within eps of ``x``, and the
+        targets used (N,).
+    """
+    check_images(x)
+    if step_size is None:
+        check_attack_args(eps=eps, steps=steps, step_size=0.0, norm=norm)
+        step_size = eps / steps
+    if y is None:
+        y = predict_targets(classifier, x, logit_shift)
+    elif logit_shift is not None:
+        raise ValueError(
+            "logit_shift only applies when y is None (predicted targets); pass y or "
+            "logit_shift, not both"
+        )
+    x_boost = pgd(
+        classifier, x, y, eps=eps, steps=steps, step_size=step_size, norm=norm, targeted=True
+    )
+    return x_boost, y.to(x.device)

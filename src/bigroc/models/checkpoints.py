@@ -1,0 +1,231 @@
+"""Reading and writing classifier checkpoints.
+
+``load_classifier`` reads three kinds of file and infers the architecture from the weights:
+
+- the project's export: ``NAME.safetensors`` (the :class:`Classifier` state dict,
+  normaliser included) with ``NAME.json`` beside it (architecture, normalisation, dataset,
+  training eps, measured accuracies: whatever the exporter recorded);
+- MadryLab ``robustness`` checkpoints: a dict with ``model`` (or ``state_dict``) holding
+  ``module.model.*``, ``module.attacker.model.*`` and ``module.normalizer.new_mean/new_std``;
+- plain state dicts of a CIFAR or ImageNet ResNet (``module.`` prefixes allowed), with the
+  normalisation given by the caller or the family's default.
+
+Pickled files load with ``torch.load(weights_only=True)``. Files that need full unpickling
+(some published MadryLab files were saved with ``dill``) load only with
+``allow_unsafe_pickle=True``, which runs code from the file and says so in a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import warnings
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from bigroc.models.classifier import DEFAULT_STATS, Classifier, arch_name, build_classifier, parse_arch
+from bigroc.models.resnet import DEPTHS
+
+SIDECAR_FORMAT = "bigroc-classifier"
+StateDict = dict[str, torch.Tensor]
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """``weights.safetensors`` -> ``weights.json``."""
+    return Path(path).with_suffix(".json")
+
+
+def _read_pickle(path: Path, allow_unsafe_pickle: bool) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not allow_unsafe_pickle:
+            raise ValueError(
+                f"{path} needs full unpickling, which can run code stored in the file "
+                f"({str(err).splitlines()[0][:120]}); if you trust it, pass "
+                "allow_unsafe_pickle=True (config: classifier.allow_unsafe_pickle=true)"
+            ) from None
+    except Exception as err:  # zip/EOF/format errors from a truncated or foreign file
+        raise ValueError(
+            f"{path} is not a readable PyTorch checkpoint (truncated, or another format?): "
+            f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
+        ) from None
+    warnings.warn(f"loading {path} with full unpickling (allow_unsafe_pickle=True)", stacklevel=3)
+    try:
+        import dill as pickle_module  # MadryLab saved its checkpoints with dill
+    except ImportError:
+        pickle_module = pickle
+    return torch.load(path, map_location="cpu", weights_only=False, pickle_module=pickle_module)
+
+
+def _read_safetensors(path: Path) -> tuple[StateDict, dict]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"{path} is not a readable safetensors file (truncated?): {err}") from None
+    meta: dict = {}
+    side = sidecar_path(path)
+    if side.exists():
+        try:
+            meta = json.loads(side.read_text())
+        except json.JSONDecodeError as err:
+            raise ValueError(f"sidecar {side} is not valid JSON: {err}") from None
+    return state, meta
+
+
+def _state_dict_of(obj: Any, path: Path) -> StateDict:
+    """The tensors of a checkpoint object: MadryLab's ``model``/``state_dict`` or itself."""
+    if isinstance(obj, torch.nn.Module):
+        return obj.state_dict()
+    if isinstance(obj, Mapping):
+        for key in ("model", "state_dict"):
+            if key in obj and isinstance(obj[key], (Mapping, torch.nn.Module)):
+                return _state_dict_of(obj[key], path)
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors and len(tensors) == len(obj):
+            return dict(tensors)
+    found = sorted(map(str, obj))[:8] if isinstance(obj, Mapping) else type(obj).__name__
+    raise ValueError(
+        f"{path} holds no classifier weights: expected a MadryLab checkpoint (key 'model' or "
+        f"'state_dict'), a bigroc export, or a ResNet state dict; found {found}"
+    )
+
+
+def _split_normalizer(state: StateDict) -> tuple[StateDict, tuple | None]:
+    """Strip ``module.`` prefixes, drop MadryLab's attacker copy, split off the normaliser."""
+    clean = {re.sub(r"^(module\.)+", "", k): v for k, v in state.items()}
+    clean = {k: v for k, v in clean.items() if not k.startswith("attacker.")}
+    if not any(k.startswith("model.") for k in clean):
+        return clean, None
+    net = {k[len("model.") :]: v for k, v in clean.items() if k.startswith("model.")}
+    stats = None
+    if "normalizer.new_mean" in clean and "normalizer.new_std" in clean:
+        stats = (clean["normalizer.new_mean"].flatten().tolist(), clean["normalizer.new_std"].flatten().tolist())
+    return net, stats
+
+
+def infer_arch(state: Mapping[str, torch.Tensor]) -> tuple[str, int, float]:
+    """(arch, num_classes, width) of a ResNet state dict without prefixes.
+
+    Raises ``ValueError`` when the keys are not those of a CIFAR or ImageNet ResNet.
+    """
+    head = "linear" if "linear.weight" in state else "fc" if "fc.weight" in state else None
+    if head is None or "conv1.weight" not in state:
+        keys = sorted(state)[:6]
+        raise ValueError(f"not a ResNet state dict (no conv1.weight with linear/fc head); keys {keys}")
+    family = "cifar" if head == "linear" else "imagenet"
+    block = "Bottleneck" if "layer1.0.conv3.weight" in state else "BasicBlock"
+    counts = tuple(
+        len({k.split(".")[1] for k in state if k.startswith(f"layer{i}.")}) for i in range(1, 5)
+    )
+    depth = next((d for d, (b, c) in DEPTHS.items() if b.__name__ == block and c == counts), None)
+    if depth is None:
+        raise ValueError(f"unknown ResNet layout: {block} blocks per stage {counts}")
+    width = state["conv1.weight"].shape[0] / 64
+    return arch_name(family, depth), int(state[f"{head}.weight"].shape[0]), width
+
+
+def load_classifier(
+    path: str | os.PathLike,
+    *,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    input_size: int | None = None,
+    allow_unsafe_pickle: bool = False,
+) -> Classifier:
+    """Load a classifier from any supported checkpoint (see the module docstring).
+
+    Args:
+        path: ``.safetensors`` export, MadryLab ``.pt``, or a plain state dict file.
+        mean, std: normalisation for files that carry none (plain state dicts); ignored
+            when the file has its own. Defaults: the family's (CIFAR-10 or ImageNet).
+        input_size: resize images to this size inside the classifier (see
+            :class:`Classifier`); default: the sidecar's value, else none.
+        allow_unsafe_pickle: allow full unpickling (runs code from the file; warns).
+
+    Returns:
+        The classifier in eval mode on the CPU, with the sidecar's contents (or ``{}``)
+        in ``.meta``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"classifier checkpoint {path} does not exist; set classifier.checkpoint to a "
+            ".safetensors export, a MadryLab .pt checkpoint or a state-dict file"
+        )
+    meta: dict = {}
+    if path.suffix == ".safetensors":
+        raw, meta = _read_safetensors(path)
+    else:
+        raw = _state_dict_of(_read_pickle(path, allow_unsafe_pickle), path)
+    net_state, stats = _split_normalizer(raw)
+    try:
+        arch, num_classes, width = infer_arch(net_state)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    family, _ = parse_arch(arch)
+    if stats is None:
+        stats = (mean or DEFAULT_STATS[family][0], std or DEFAULT_STATS[family][1])
+    classifier = build_classifier(
+        arch,
+        num_classes=num_classes,
+        width=width,
+        mean=stats[0],
+        std=stats[1],
+        input_size=input_size if input_size is not None else meta.get("input_size"),
+    )
+    try:
+        classifier.model.load_state_dict(net_state, strict=True)
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise ValueError(f"{path}: weights do not fit a {arch} (width {width}): {first[:200]}") from None
+    classifier.meta = meta
+    return classifier.eval()
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file and rename, so a kill never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_classifier(classifier: Classifier, path: str | os.PathLike, *, meta: Mapping[str, Any]) -> Path:
+    """Export ``classifier`` as ``path`` (.safetensors) plus a JSON sidecar beside it.
+
+    The sidecar records the architecture and normalisation read off the classifier, then
+    everything in ``meta`` (dataset, training eps, measured accuracies, command, ...).
+    Returns the sidecar's path.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ValueError(f"export path must end in .safetensors, got {path}")
+    net = classifier.model
+    state = {k: v.detach().cpu().contiguous() for k, v in classifier.state_dict().items()}
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "arch": arch_name("cifar" if hasattr(net, "linear") else "imagenet", net.depth),
+        "num_classes": classifier.num_classes,
+        "width": net.width,
+        "mean": classifier.normalizer.new_mean.flatten().tolist(),
+        "std": classifier.normalizer.new_std.flatten().tolist(),
+        "input_size": classifier.input_size,
+        **dict(meta),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, lambda tmp: save_file(state, str(tmp)))
+    side = sidecar_path(path)
+    _atomic_write(side, lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n"))
+    return side
