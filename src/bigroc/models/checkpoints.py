@@ -132,6 +132,12 @@ def infer_arch(state: Mapping[str, torch.Tensor]) -> tuple[str, int, float]:
     return arch_name(family, depth), int(state[f"{head}.weight"].shape[0]), width
 
 
+def arch_of(classifier: Classifier) -> str:
+    """The arch name of a built classifier (``resnet18``, ``imagenet_resnet50``, ...)."""
+    net = classifier.model
+    return arch_name("cifar" if hasattr(net, "linear") else "imagenet", net.depth)
+
+
 def load_classifier(
     path: str | os.PathLike,
     *,
@@ -216,7 +222,7 @@ def save_classifier(classifier: Classifier, path: str | os.PathLike, *, meta: Ma
     state = {k: v.detach().cpu().contiguous() for k, v in classifier.state_dict().items()}
     sidecar = {
         "format": SIDECAR_FORMAT,
-        "arch": arch_name("cifar" if hasattr(net, "linear") else "imagenet", net.depth),
+        "arch": arch_of(classifier),
         "num_classes": classifier.num_classes,
         "width": net.width,
         "mean": classifier.normalizer.new_mean.flatten().tolist(),
@@ -229,3 +235,33 @@ def save_classifier(classifier: Classifier, path: str | os.PathLike, *, meta: Ma
     side = sidecar_path(path)
     _atomic_write(side, lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n"))
     return side
+
+
+def classifier_from_config(
+    *,
+    arch: str,
+    num_classes: int = 10,
+    width: float = 1.0,
+    input_size: int | None = None,
+    checkpoint: str | None = None,
+    allow_unsafe_pickle: bool = False,
+) -> Classifier:
+    """Hydra target of ``conf/classifier/*``: load ``checkpoint`` if given, else build fresh.
+
+    A checkpoint's own architecture wins; a mismatch with ``arch``/``num_classes``/``width``
+    is reported in a warning so a wrong config group is noticed.
+    """
+    if checkpoint is None:
+        return build_classifier(arch, num_classes=num_classes, width=width, input_size=input_size)
+    classifier = load_classifier(
+        checkpoint, input_size=input_size, allow_unsafe_pickle=allow_unsafe_pickle
+    )
+    net = classifier.model
+    found = (arch_of(classifier), net.num_classes, net.width)
+    if found != (arch, num_classes, width):
+        warnings.warn(
+            f"{checkpoint} holds a {found[0]} (width {found[2]}, {found[1]} classes); using it "
+            f"instead of the configured {arch} (width {width}, {num_classes} classes)",
+            stacklevel=2,
+        )
+    return classifier
