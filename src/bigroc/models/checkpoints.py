@@ -39,7 +39,19 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".json")
 
 
+def _unreadable(path: Path, why: str) -> ValueError:
+    return ValueError(
+        f"{path} is not a readable PyTorch checkpoint (truncated, or another format?): {why}"
+    )
+
+
 def _read_pickle(path: Path, allow_unsafe_pickle: bool) -> Any:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    # torch.save writes a zip archive ("PK"), or a raw pickle (opcode PROTO, 0x80) in the
+    # legacy format: anything else is not a checkpoint, whatever unpickling would say.
+    if head not in (b"PK",) and head[:1] != b"\x80":
+        raise _unreadable(path, f"it starts with {head!r}, not a zip archive or a pickle")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -50,10 +62,8 @@ def _read_pickle(path: Path, allow_unsafe_pickle: bool) -> Any:
                 "allow_unsafe_pickle=True (config: classifier.allow_unsafe_pickle=true)"
             ) from None
     except Exception as err:  # zip/EOF/format errors from a truncated or foreign file
-        raise ValueError(
-            f"{path} is not a readable PyTorch checkpoint (truncated, or another format?): "
-            f"{type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''}"
-        ) from None
+        first_line = str(err).splitlines()[0][:160] if str(err) else ""
+        raise _unreadable(path, f"{type(err).__name__}: {first_line}") from None
     warnings.warn(f"loading {path} with full unpickling (allow_unsafe_pickle=True)", stacklevel=3)
     try:
         import dill as pickle_module  # MadryLab saved its checkpoints with dill

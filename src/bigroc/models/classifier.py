@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bigroc.models.resnet import CifarResNet, ImageNetResNet
+from bigroc.models.resnet import DEPTHS, CifarResNet, ImageNetResNet
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2023, 0.1994, 0.2010)
@@ -83,7 +83,7 @@ def parse_arch(arch: str) -> tuple[str, int]:
     family, _, name = arch.rpartition("_")
     family = family or "cifar"
     depth = name.removeprefix("resnet")
-    if family not in FAMILIES or not name.startswith("resnet") or not depth.isdigit():
+    if family not in FAMILIES or not name.startswith("resnet") or not depth.isdigit() or int(depth) not in DEPTHS:
         raise ValueError(
             f"unknown classifier arch {arch!r}; use resnet18/34/50/101/152 (CIFAR, MadryLab's) "
             "or imagenet_resnet18/34/50/101/152"

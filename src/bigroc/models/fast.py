@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch.fx.experimental.optimization import fuse
 
 from bigroc.models.classifier import Classifier
 
@@ -27,6 +26,8 @@ def attack_ready(
     The original is left untouched. Use the copy with :func:`bigroc.boost.bigroc` or
     :func:`bigroc.attacks.pgd`; it cannot be trained (BatchNorm is gone when folded).
     """
+    from torch.fx.experimental.optimization import fuse  # slow import; needed here only
+
     fast = copy.deepcopy(classifier).eval().requires_grad_(False)
     if fold_bn:
         num_classes = fast.model.num_classes

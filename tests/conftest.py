@@ -1,0 +1,78 @@
+"""Shared fixtures: a tiny CIFAR ResNet with non-trivial BatchNorm statistics, and images."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bigroc.models import Classifier, build_classifier
+
+
+def warm_batchnorm(classifier: Classifier, size: int = 32, batches: int = 3) -> Classifier:
+    """Run a few training-mode batches so BatchNorm's running statistics are not trivial."""
+    classifier.train()
+    with torch.no_grad():
+        for i in range(batches):
+            g = torch.Generator().manual_seed(100 + i)
+            classifier(torch.rand(16, 3, size, size, generator=g))
+    return classifier.eval()
+
+
+@pytest.fixture
+def tiny_classifier() -> Classifier:
+    torch.manual_seed(0)
+    return warm_batchnorm(build_classifier("resnet18", width=0.125))
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    return torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture
+def labels() -> torch.Tensor:
+    return torch.tensor([0, 3, 5, 7, 9, 2])
+
+
+@pytest.fixture
+def robustness(monkeypatch):
+    """MadryLab's ``robustness`` library, the reference implementation.
+
+    Installed by ``make setup`` with ``--no-deps`` (it pins torchvision). Missing, the
+    cross-checks skip on a developer's machine but fail in CI (``CI`` set), so they cannot
+    silently stop running there. Its attacker calls ``.cuda()``; on a CPU that becomes a
+    no-op for the duration of the test.
+    """
+    import importlib
+    import os
+
+    if os.environ.get("CI"):
+        lib = importlib.import_module("robustness")
+    else:
+        lib = pytest.importorskip("robustness", reason="pip install --no-deps robustness")
+    if not torch.cuda.is_available():
+        monkeypatch.setattr(torch.Tensor, "cuda", lambda self, *args, **kwargs: self)
+        monkeypatch.setattr(torch.nn.Module, "cuda", lambda self, *args, **kwargs: self)
+    importlib.import_module("robustness.attacker")
+    importlib.import_module("robustness.cifar_models")
+    return lib
+
+
+@pytest.fixture
+def madry_imagenet_resnet(robustness, monkeypatch):
+    """``robustness.imagenet_models.resnet`` loaded on its own: the package's ``__init__``
+    also imports models that need torchvision."""
+    import importlib.util
+    import sys
+    import types
+    from pathlib import Path
+
+    pkg_dir = Path(robustness.__file__).parent / "imagenet_models"
+    pkg = types.ModuleType("robustness.imagenet_models")
+    pkg.__path__ = [str(pkg_dir)]
+    monkeypatch.setitem(sys.modules, "robustness.imagenet_models", pkg)
+    spec = importlib.util.spec_from_file_location("robustness.imagenet_models.resnet", pkg_dir / "resnet.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
