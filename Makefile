@@ -13,7 +13,6 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --upgrade pip
 	$(PY) -m pip install -c constraints.txt -e '.[dev,madry]'
 	$(PY) -m pip install --no-deps $(ROBUSTNESS)
 	touch $@

@@ -50,15 +50,17 @@ def _read_pickle(path: Path, allow_unsafe_pickle: bool) -> Any:
         head = f.read(2)
     # torch.save writes a zip archive ("PK"), or a raw pickle (opcode PROTO, 0x80) in the
     # legacy format: anything else is not a checkpoint, whatever unpickling would say.
-    if head not in (b"PK",) and head[:1] != b"\x80":
+    if head != b"PK" and head[:1] != b"\x80":
         raise _unreadable(path, f"it starts with {head!r}, not a zip archive or a pickle")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if not allow_unsafe_pickle:
+            # torch's message is long; the line naming the refused object is what matters.
+            found = [ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln]
             raise ValueError(
-                f"{path} needs full unpickling, which can run code stored in the file "
-                f"({str(err).splitlines()[0][:120]}); if you trust it, pass "
+                f"{path} needs full unpickling, which can run code stored in the file"
+                f"{' (' + found[0][:120] + ')' if found else ''}; if you trust it, pass "
                 "allow_unsafe_pickle=True (config: classifier.allow_unsafe_pickle=true)"
             ) from None
     except Exception as err:  # zip/EOF/format errors from a truncated or foreign file
