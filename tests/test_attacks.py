@@ -115,3 +115,12 @@ def test_bad_input_raises_a_clear_error(tiny_classifier, images, labels, make, o
     kwargs = dict(eps=0.5, steps=2, step_size=0.1, norm="l2") | override
     with pytest.raises(ValueError, match=message):
         pgd(tiny_classifier, x, y, **kwargs)
+
+
+def test_use_best_returns_the_lowest_loss_iterate(tiny_classifier, images, labels):
+    # A step far larger than the ball makes the last iterate a poor one for some images.
+    kwargs = dict(eps=2.0, steps=6, step_size=1.5)
+    last = pgd(tiny_classifier, images, labels, **kwargs)
+    best = pgd(tiny_classifier, images, labels, use_best=True, **kwargs)
+    assert (probs_of(tiny_classifier, best, labels) >= probs_of(tiny_classifier, last, labels) - 1e-6).all()
+    assert ((best - images).flatten(1).norm(dim=1) <= 2.0 + 1e-5).all()

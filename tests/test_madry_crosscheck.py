@@ -37,15 +37,21 @@ def test_same_logits(pair, images):
 
 
 @pytest.mark.parametrize(
-    "constraint,norm,eps,step_size,targeted",
-    [("2", "l2", 0.5, 0.1, True), ("2", "l2", 1.0, 0.1, False), ("inf", "linf", 8 / 255, 2 / 255, True)],
+    "constraint,norm,eps,step_size,targeted,use_best",
+    [
+        ("2", "l2", 0.5, 0.1, True, False),
+        ("2", "l2", 1.0, 0.1, False, False),
+        ("2", "l2", 0.5, 0.1, False, True),  # MadryLab's training default
+        ("inf", "linf", 8 / 255, 2 / 255, True, False),
+    ],
 )
-def test_pgd_agrees_with_madrylab_attacker(pair, images, labels, constraint, norm, eps, step_size, targeted):
+def test_pgd_agrees_with_madrylab_attacker(pair, images, labels, constraint, norm, eps, step_size,
+                                           targeted, use_best):
     madry, ours = pair
     _, expected = madry(images, labels, make_adv=True, constraint=constraint, eps=eps,
-                        step_size=step_size, iterations=10, targeted=targeted, use_best=False,
+                        step_size=step_size, iterations=10, targeted=targeted, use_best=use_best,
                         random_start=False)
     got = pgd(ours, images, labels, eps=eps, steps=10, step_size=step_size, norm=norm,
-              targeted=targeted)
+              targeted=targeted, use_best=use_best)
     assert (got - images).abs().max() > step_size / 10  # the attack moved the images
     assert (got - expected).abs().max() < 1e-5

@@ -93,6 +93,7 @@ def descend(
     step_size: float,
     norm: str = "l2",
     x_start: torch.Tensor | None = None,
+    use_best: bool = False,
 ) -> torch.Tensor:
     """Projected gradient descent on ``loss_fn`` inside the eps-ball around ``x``.
 
@@ -104,22 +105,41 @@ def descend(
         steps: number of gradient steps.
         norm: ``"l2"`` (normalised-gradient step) or ``"linf"`` (sign step).
         x_start: first iterate (default ``x``); it is projected into the ball first.
+        use_best: return each sample's iterate of lowest loss (MadryLab's ``use_best``;
+            one more forward pass) instead of the last one.
 
     Returns:
-        The last iterate, detached, (N, 3, H, W) in [0, 1] and within the ball.
+        The last (or best) iterate, detached, (N, 3, H, W) in [0, 1] and within the ball.
     """
     step, project = _STEPS[norm]
     x0 = x.detach()
     x_adv = project(x0 if x_start is None else x_start.detach(), x0, eps)
+    best: tuple[torch.Tensor, torch.Tensor] | None = None
     for _ in range(steps):
         x_adv.requires_grad_(True)
-        loss = loss_fn(x_adv).sum()
+        losses = loss_fn(x_adv)
         # Gradient w.r.t. the input only: parameters get no .grad and their gradients
         # are never computed.
-        (grad,) = torch.autograd.grad(loss, [x_adv])
+        (grad,) = torch.autograd.grad(losses.sum(), [x_adv])
         with torch.no_grad():
+            if use_best:
+                best = _keep_lowest(x_adv.detach(), losses.detach(), best)
             x_adv = project(step(x_adv, -grad, step_size), x0, eps)
+    if use_best:
+        with torch.no_grad():
+            x_adv = _keep_lowest(x_adv, loss_fn(x_adv), best)[0]
     return x_adv.detach()
+
+
+def _keep_lowest(
+    x: torch.Tensor, loss: torch.Tensor, best: tuple[torch.Tensor, torch.Tensor] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, the (iterate, loss) of lower loss; ties keep the earlier iterate."""
+    if best is None:
+        return x.clone(), loss.clone()
+    better = loss < best[1]
+    mask = better.view(-1, *([1] * (x.dim() - 1)))
+    return torch.where(mask, x, best[0]), torch.where(better, loss, best[1])
 
 
 def num_classes_of(model: nn.Module, x: torch.Tensor) -> int:
@@ -142,6 +162,7 @@ def pgd(
     norm: str = "l2",
     targeted: bool = True,
     random_start: bool = False,
+    use_best: bool = False,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Projected gradient descent (targeted) or ascent (untargeted) on cross-entropy.
@@ -160,6 +181,8 @@ def pgd(
         norm: ``"l2"`` or ``"linf"``.
         targeted: minimise cross-entropy to ``y`` (True) or maximise it (False).
         random_start: start from a random point of the ball (for adversarial training).
+        use_best: return each sample's iterate of best loss, not the last (MadryLab's
+            training default); costs one more forward pass.
         generator: random source for ``random_start``.
 
     Returns:
@@ -180,5 +203,6 @@ def pgd(
     x_start = random_perturb(x, eps, norm, generator) if random_start else None
     with eval_mode(model):
         return descend(
-            loss_fn, x, eps=eps, steps=steps, step_size=step_size, norm=norm, x_start=x_start
+            loss_fn, x, eps=eps, steps=steps, step_size=step_size, norm=norm, x_start=x_start,
+            use_best=use_best,
         )
