@@ -10,6 +10,7 @@ result for one image does not depend on the rest of its batch.
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import torch
@@ -27,6 +28,27 @@ LossFn = Callable[[torch.Tensor], torch.Tensor]
 def _per_sample_norm(t: torch.Tensor) -> torch.Tensor:
     """L2 norm of each sample of ``t`` (N, ...) shaped (N, 1, ..., 1) for broadcasting."""
     return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """An attack's hyperparameters, as configured under ``conf/attack/``.
+
+    Boosting runs it targeted (:func:`bigroc.boost.bigroc`), adversarial training
+    untargeted (:func:`pgd`). ``eps`` and ``step_size`` are in [0, 1] pixel units;
+    ``step_size=None`` leaves the choice to the consumer (boosting: ``eps / steps``).
+    """
+
+    eps: float
+    steps: int
+    step_size: float | None = None
+    norm: str = "l2"
+    random_start: bool = False
+    use_best: bool = False
+
+    def __post_init__(self) -> None:
+        step = 0.0 if self.step_size is None else self.step_size
+        check_attack_args(eps=self.eps, steps=self.steps, step_size=step, norm=self.norm)
 
 
 def l2_step(x: torch.Tensor, grad: torch.Tensor, step_size: float) -> torch.Tensor:

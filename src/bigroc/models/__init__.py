@@ -5,6 +5,7 @@ from bigroc.models.checkpoints import (
     infer_arch,
     load_classifier,
     save_classifier,
+    save_madry_checkpoint,
 )
 from bigroc.models.classifier import Classifier, InputNormalize, build_classifier
 from bigroc.models.fast import attack_ready
@@ -21,4 +22,5 @@ __all__ = [
     "infer_arch",
     "load_classifier",
     "save_classifier",
+    "save_madry_checkpoint",
 ]

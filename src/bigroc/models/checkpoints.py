@@ -277,3 +277,22 @@ def classifier_from_config(
             stacklevel=2,
         )
     return classifier
+
+
+def save_madry_checkpoint(classifier: Classifier, path: str | os.PathLike, *, epoch: int) -> Path:
+    """Export in MadryLab ``robustness``'s layout, for their tools.
+
+    Writes ``{"model": state, "epoch": epoch}`` where ``state`` has the keys of a
+    ``DataParallel(AttackerModel)``: ``module.normalizer.*``, ``module.model.*``,
+    ``module.attacker.normalize.*`` and ``module.attacker.model.*``. Their
+    ``make_and_restore_model(arch=..., resume_path=path)`` reads it (CIFAR archs).
+    """
+    net = {k: v.detach().cpu() for k, v in classifier.model.state_dict().items()}
+    norm = {k: v.detach().cpu() for k, v in classifier.normalizer.state_dict().items()}
+    state = {}
+    for prefix, part in (("normalizer.", norm), ("model.", net), ("attacker.normalize.", norm), ("attacker.model.", net)):
+        state.update({f"module.{prefix}{k}": v for k, v in part.items()})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, lambda tmp: torch.save({"model": state, "epoch": epoch}, tmp))
+    return path

@@ -1,0 +1,7 @@
+"""Data: CIFAR-10 (pickle layout) and its DataModule; batch augmentation; resumable loading."""
+
+from bigroc.data.augment import random_crop_flip
+from bigroc.data.cifar10 import CIFAR10DataModule, read_cifar10
+from bigroc.data.loader import ResumableLoader
+
+__all__ = ["CIFAR10DataModule", "ResumableLoader", "random_crop_flip", "read_cifar10"]
