@@ -22,7 +22,7 @@ def main(cfg: DictConfig) -> None:
     n_params = sum(p.numel() for p in classifier.parameters()) / 1e6
     source = cfg.classifier.checkpoint or "random initialisation (set classifier.checkpoint)"
     print(f"classifier: {cfg.classifier.arch}, {n_params:.1f}M parameters, from {source}")
-    print(f"attack: {attack.func.__name__}({', '.join(f'{k}={v}' for k, v in attack.keywords.items())})")
+    print(f"attack: {attack}")
 
 
 if __name__ == "__main__":

@@ -76,3 +76,29 @@ def madry_imagenet_resnet(robustness, monkeypatch):
     monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="session")
+def cifar_root() -> "Path":
+    """A real CIFAR-10 copy (pickle layout), built once from the shared JPEG archive.
+
+    ``BIGROC_CIFAR10_ROOT`` points at an existing copy; otherwise ``make_cifar10.py`` from
+    the ``shared/data`` folder beside the repository writes one to ``.cache/`` (~15 s).
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if os.environ.get("BIGROC_CIFAR10_ROOT"):
+        return Path(os.environ["BIGROC_CIFAR10_ROOT"])
+    repo = Path(__file__).resolve().parents[1]
+    root = repo / ".cache" / "cifar10"
+    if not (root / "cifar-10-batches-py" / "test_batch").exists():
+        maker = repo.parent / "shared" / "data" / "cifar10" / "make_cifar10.py"
+        if not maker.exists():
+            if os.environ.get("CI"):
+                raise FileNotFoundError(f"{maker} is missing: CI needs shared/ beside the repository")
+            pytest.skip("no CIFAR-10: set BIGROC_CIFAR10_ROOT or put shared/ beside the repository")
+        subprocess.run([sys.executable, str(maker), str(root)], check=True, capture_output=True)
+    return root

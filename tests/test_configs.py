@@ -12,6 +12,8 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from bigroc.boost import bigroc
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
@@ -36,16 +38,38 @@ def test_each_classifier_config_instantiates(option):
 @pytest.mark.parametrize("option", options("attack"))
 def test_each_attack_config_boosts(option, tiny_classifier, images):
     cfg = compose_cfg("boost", [f"attack={option}", "epsilon=0.03", "steps=2"])
-    x_boost, y = instantiate(cfg.attack)(tiny_classifier, images)
-    assert cfg.attack.norm == option and cfg.attack.eps == 0.03
+    spec = instantiate(cfg.attack)
+    assert spec.norm == option and spec.eps == 0.03 and spec.steps == 2
+    x_boost, y = bigroc(tiny_classifier, images, eps=spec.eps, steps=spec.steps, step_size=spec.step_size,
+                        norm=spec.norm)
     assert x_boost.shape == images.shape and y.shape == (len(images),)
 
 
-def test_train_robust_config_instantiates(tiny_classifier, images, labels):
-    cfg = compose_cfg("train_robust", ["classifier=resnet18_narrow", "epsilon=0.25"])
-    assert instantiate(cfg.classifier).model.width == 0.25
-    x_adv = instantiate(cfg.train_attack)(tiny_classifier, images, labels)
-    assert (x_adv - images).flatten(1).norm(dim=1).max() <= 0.25 + 1e-5
+def test_train_robust_defaults_follow_madrylab(tiny_classifier):
+    cfg = compose_cfg("train_robust", ["classifier=resnet18_narrow"])
+    spec = instantiate(cfg.attack)
+    assert (spec.eps, spec.steps, spec.step_size, spec.random_start, spec.use_best) == (0.5, 7, 0.1, False, True)
+    module = instantiate(cfg.module, classifier=tiny_classifier, attack=spec)
+    assert module.hparams.lr == 0.1 and list(module.hparams.milestones) == [50, 100]
+    assert cfg.trainer.max_epochs == 150 and cfg.data.batch_size == 128
+
+
+@pytest.mark.parametrize("group", ["trainer", "logger", "data", "experiment"])
+def test_each_train_robust_option_composes(group, tmp_path):
+    for option in options(group):
+        cfg = compose_cfg("train_robust", [f"{group}={option}"])
+        if group == "trainer" and cfg.trainer.accelerator == "cpu":
+            trainer = instantiate(cfg.trainer, default_root_dir=str(tmp_path), logger=False)
+            assert trainer.max_epochs == cfg.epochs
+        if group == "data":
+            assert instantiate(cfg.data).batch_size == cfg.data.batch_size
+
+
+def test_experiments_pin_their_settings():
+    madry = compose_cfg("train_robust", ["experiment=madry_cifar10_l2"])
+    assert (madry.classifier.arch, madry.epsilon, madry.attack.step_size, madry.epochs) == ("resnet50", 0.5, 0.1, 150)
+    cpu = compose_cfg("train_robust", ["experiment=cpu_cifar10_l2"])
+    assert (cpu.classifier.width, cpu.steps, cpu.attack.random_start, cpu.module.schedule) == (0.25, 3, True, "onecycle")
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -71,4 +95,4 @@ def test_multirun_sweeps_eps_one_job_each(tmp_path):
 def test_train_robust_prints_its_job_config(tmp_path):
     out = run([str(ROOT / "train_robust.py"), "--cfg", "job"], tmp_path)
     assert out.returncode == 0, out.stderr
-    assert OmegaConf.create(out.stdout).train_attack.steps == 7
+    assert OmegaConf.create(out.stdout).steps == 7

@@ -111,6 +111,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         eval_batch_size: validation/test batch size (default: ``batch_size``).
         val_size: hold out this many training images (seeded) for validation; 0 validates
             on the test split.
+        train_size: train on the first ``train_size`` remaining training images (default: all).
         test_size: use the first ``test_size`` test images (default: all 10 000).
         download: fetch the official archive when the files are missing.
         augment: random crop (4-pixel padding) and horizontal flip for training batches.
@@ -125,6 +126,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         batch_size: int = 128,
         eval_batch_size: int | None = None,
         val_size: int = 0,
+        train_size: int | None = None,
         test_size: int | None = None,
         download: bool = False,
         augment: bool = True,
@@ -134,7 +136,7 @@ class CIFAR10DataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.root, self.batch_size, self.eval_batch_size = Path(root), batch_size, eval_batch_size or batch_size
-        self.val_size, self.test_size = val_size, test_size
+        self.val_size, self.train_size, self.test_size = val_size, train_size, test_size
         self.download, self.augment = download, augment
         self.num_workers, self.pin_memory, self.seed = num_workers, pin_memory, seed
         self.splits: dict[str, TensorDataset] = {}
@@ -152,7 +154,7 @@ class CIFAR10DataModule(L.LightningDataModule):
         if not 0 <= self.val_size < len(x):
             raise ValueError(f"data.val_size must lie in [0, {len(x)}), got {self.val_size}")
         order = torch.randperm(len(x), generator=torch.Generator().manual_seed(self.seed))
-        held, kept = order[: self.val_size], order[self.val_size :]
+        held, kept = order[: self.val_size], order[self.val_size :][: self.train_size]
         self.fingerprint = data_fingerprint(x)
         self.splits["train"] = TensorDataset(x[kept], y[kept])
         self.splits["test"] = TensorDataset(x_test[: self.test_size], y_test[: self.test_size])

@@ -1,0 +1,50 @@
+"""train_robust.py through its command line: the contract scripts and checks rely on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from bigroc.models import load_classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["classifier=resnet18_narrow", "trainer.max_steps=2", "trainer.limit_val_batches=1",
+        "data.batch_size=16", "data.test_size=32", "steps=2", "trainer.enable_progress_bar=false"]
+
+
+def train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = os.environ | {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    return subprocess.run([sys.executable, str(ROOT / "train_robust.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_contract_leaves_an_exported_classifier(cifar_root, tmp_path):
+    out = tmp_path / "run"
+    done = train([f"data.root={cifar_root}", *TINY, "logger=none", f"hydra.run.dir={out}"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sidecar = json.loads((out / "classifier.json").read_text())
+    assert sidecar["arch"] == "resnet18" and sidecar["global_step"] == 2 and sidecar["test_images"] == 16
+    assert {"test/clean_acc", "test/adv_acc@0.5"} <= set(sidecar["metrics"])
+    assert load_classifier(out / "classifier.safetensors")(torch.rand(1, 3, 32, 32)).shape == (1, 10)
+    assert (out / "checkpoints" / "last.ckpt").exists()
+
+
+def test_multirun_gives_one_export_and_one_wandb_run_per_job(cifar_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    done = train(["-m", f"data.root={cifar_root}", *TINY, "epsilon=0.25,0.5", f"hydra.sweep.dir={sweep}"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    eps = sorted(json.loads(p.read_text())["train_eps"] for p in sweep.glob("*/classifier.json"))
+    assert eps == [0.25, 0.5]
+    assert len(list(sweep.glob("*/wandb/offline-run-*"))) == 2
+
+
+def test_missing_data_fails_with_the_file_and_the_fix(tmp_path):
+    done = train([f"data.root={tmp_path / 'nowhere'}", *TINY, "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
+                 tmp_path)
+    assert done.returncode != 0
+    assert "data_batch_1 is missing" in done.stderr and "data.download=true" in done.stderr
