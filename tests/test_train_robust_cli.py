@@ -28,7 +28,7 @@ def test_contract_leaves_an_exported_classifier(cifar_root, tmp_path):
     done = train([f"data.root={cifar_root}", *TINY, "logger=none", f"hydra.run.dir={out}"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     sidecar = json.loads((out / "classifier.json").read_text())
-    assert sidecar["arch"] == "resnet18" and sidecar["global_step"] == 2 and sidecar["test_images"] == 16
+    assert sidecar["arch"] == "resnet18" and sidecar["global_step"] == 2 and sidecar["test_images"] == 32
     assert {"test/clean_acc", "test/adv_acc@0.5"} <= set(sidecar["metrics"])
     assert load_classifier(out / "classifier.safetensors")(torch.rand(1, 3, 32, 32)).shape == (1, 10)
     assert (out / "checkpoints" / "last.ckpt").exists()

@@ -42,7 +42,7 @@ def export_trained(
         "global_step": trainer.global_step,
         "batch_size": data.batch_size * trainer.world_size,
         "metrics": dict(test_metrics),
-        "test_images": len(data.splits["test"]) if test_metrics else 0,
+        "test_images": module.tested_images if test_metrics else 0,
         "eval_attack": f"untargeted PGD, {module.hparams.eval_steps} steps of 2.5*eps/{module.hparams.eval_steps}, no random start",
         "wall_time_s": round(train_seconds, 1),
         "train_images_per_sec": round(images / train_seconds, 1) if train_seconds > 0 else None,

@@ -75,6 +75,8 @@ class RobustTraining(L.LightningModule):
         self._eval_model: Classifier | None = None
         self._tick: float | None = None
         self.steps_at_start = 0  # global step when this process began fitting (resumes)
+        self.tested_images = 0  # images behind the test metrics, summed over ranks
+        self._seen = 0
 
     def on_train_start(self) -> None:
         self.steps_at_start = self.global_step
@@ -109,6 +111,7 @@ class RobustTraining(L.LightningModule):
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, radii: Sequence[float]) -> None:
         x, y = batch
         model = self._eval_model
+        self._seen += len(x)
         with torch.no_grad():
             self.log(keys.clean_acc(stage), (model(x).argmax(1) == y).float().mean(),
                      batch_size=len(x), sync_dist=True, prog_bar=True)
@@ -124,12 +127,18 @@ class RobustTraining(L.LightningModule):
 
     def _start_eval(self) -> None:
         self._eval_model = attack_ready(self.classifier, channels_last=self.hparams.channels_last)
+        self._seen = 0
 
     def _end_eval(self) -> None:
         self._eval_model, self._tick = None, None
 
     on_validation_epoch_start = on_test_epoch_start = _start_eval
-    on_validation_epoch_end = on_test_epoch_end = _end_eval
+    on_validation_epoch_end = _end_eval
+
+    def on_test_epoch_end(self) -> None:
+        seen = torch.tensor(float(self._seen), device=self.device)
+        self.tested_images = int(self.trainer.strategy.reduce(seen, reduce_op="sum"))
+        self._end_eval()
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self._evaluate(batch, "val", self.hparams.val_eps)
