@@ -6,6 +6,7 @@ from bigroc.models.checkpoints import (
     load_classifier,
     save_classifier,
     save_madry_checkpoint,
+    shipped_classifier,
 )
 from bigroc.models.classifier import Classifier, InputNormalize, build_classifier
 from bigroc.models.fast import attack_ready
@@ -23,4 +24,5 @@ __all__ = [
     "load_classifier",
     "save_classifier",
     "save_madry_checkpoint",
+    "shipped_classifier",
 ]

@@ -296,3 +296,17 @@ def save_madry_checkpoint(classifier: Classifier, path: str | os.PathLike, *, ep
     path.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(path, lambda tmp: torch.save({"model": state, "epoch": epoch}, tmp))
     return path
+
+
+def shipped_classifier(name: str = "classifier_cifar10_l2") -> Path:
+    """Path of a classifier that ships inside the package (``bigroc/weights/NAME.safetensors``).
+
+    ``classifier_cifar10_l2``: a CPU-trained robust CIFAR-10 ResNet-18 (width 16); its JSON
+    sidecar records the command, data, wall time, machine and test accuracies.
+    """
+    from importlib.resources import files
+
+    path = Path(str(files("bigroc") / "weights" / f"{name}.safetensors"))
+    if not path.is_file():
+        raise FileNotFoundError(f"no shipped classifier named {name!r} (looked for {path})")
+    return path
