@@ -28,9 +28,10 @@ def options(group: str) -> list[str]:
 
 
 @pytest.mark.parametrize("option", options("classifier"))
-def test_each_classifier_config_instantiates(option):
+def test_each_classifier_config_instantiates(option, recwarn):
     cfg = compose_cfg("boost", [f"classifier={option}"])
     classifier = instantiate(cfg.classifier)
+    assert not [w for w in recwarn if "instead of the configured" in str(w.message)]
     assert classifier.num_classes == cfg.classifier.num_classes
     assert classifier.model.width == cfg.classifier.width
 
@@ -81,6 +82,12 @@ def test_run_boost_runs_with_overrides(tmp_path):
                f"hydra.run.dir={tmp_path}"], ROOT)
     assert out.returncode == 0, out.stderr
     assert "classifier: resnet18, 0.7M parameters" in out.stdout
+
+
+def test_default_boost_job_loads_the_shipped_robust_classifier(tmp_path):
+    out = run([str(ROOT / "run_boost.py"), f"hydra.run.dir={tmp_path}"], ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "from shipped:classifier_cifar10_l2" in out.stdout
     assert OmegaConf.load(tmp_path / ".hydra" / "config.yaml").epsilon == 0.25
 
 

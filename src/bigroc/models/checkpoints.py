@@ -260,11 +260,14 @@ def classifier_from_config(
 ) -> Classifier:
     """Hydra target of ``conf/classifier/*``: load ``checkpoint`` if given, else build fresh.
 
-    A checkpoint's own architecture wins; a mismatch with ``arch``/``num_classes``/``width``
+    ``checkpoint="shipped:NAME"`` loads a classifier shipped in the package (see
+    :func:`shipped_classifier`). A checkpoint's own architecture wins; a mismatch with ``arch``/``num_classes``/``width``
     is reported in a warning so a wrong config group is noticed.
     """
     if checkpoint is None:
         return build_classifier(arch, num_classes=num_classes, width=width, input_size=input_size)
+    if str(checkpoint).startswith("shipped:"):
+        checkpoint = str(shipped_classifier(str(checkpoint).removeprefix("shipped:")))
     classifier = load_classifier(
         checkpoint, input_size=input_size, allow_unsafe_pickle=allow_unsafe_pickle
     )
