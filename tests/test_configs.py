@@ -82,13 +82,13 @@ def test_run_boost_runs_with_overrides(tmp_path):
                f"hydra.run.dir={tmp_path}"], ROOT)
     assert out.returncode == 0, out.stderr
     assert "classifier: resnet18, 0.7M parameters" in out.stdout
+    assert OmegaConf.load(tmp_path / ".hydra" / "config.yaml").epsilon == 0.25
 
 
 def test_default_boost_job_loads_the_shipped_robust_classifier(tmp_path):
     out = run([str(ROOT / "run_boost.py"), f"hydra.run.dir={tmp_path}"], ROOT)
     assert out.returncode == 0, out.stderr
     assert "from shipped:classifier_cifar10_l2" in out.stdout
-    assert OmegaConf.load(tmp_path / ".hydra" / "config.yaml").epsilon == 0.25
 
 
 def test_multirun_sweeps_eps_one_job_each(tmp_path):
