@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -79,7 +81,7 @@ def madry_imagenet_resnet(robustness, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def cifar_root() -> "Path":
+def cifar_root() -> Path:
     """A real CIFAR-10 copy (pickle layout), built once from the shared JPEG archive.
 
     ``BIGROC_CIFAR10_ROOT`` points at an existing copy; otherwise ``make_cifar10.py`` from
@@ -88,7 +90,6 @@ def cifar_root() -> "Path":
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     if os.environ.get("BIGROC_CIFAR10_ROOT"):
         return Path(os.environ["BIGROC_CIFAR10_ROOT"])

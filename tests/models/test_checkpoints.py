@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bigroc.models import build_classifier, classifier_from_config, infer_arch, load_classifier, save_classifier
-from bigroc.models.classifier import CIFAR10_MEAN, CIFAR10_STD
+from bigroc.models.classifier import CIFAR10_MEAN
 
 X = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 
