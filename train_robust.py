@@ -22,7 +22,7 @@ def main(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
     from bigroc.lit import export_trained
-    from bigroc.logging import finish_loggers
+    from bigroc.loggers import finish_loggers
 
     L.seed_everything(cfg.seed, workers=True)
     data = instantiate(cfg.data)
