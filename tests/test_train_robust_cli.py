@@ -48,3 +48,13 @@ def test_missing_data_fails_with_the_file_and_the_fix(tmp_path):
                  tmp_path)
     assert done.returncode != 0
     assert "data_batch_1 is missing" in done.stderr and "data.download=true" in done.stderr
+
+
+def test_two_process_cpu_ddp_trains_and_exports_once(cifar_root, tmp_path):
+    out = tmp_path / "run"
+    done = train([f"data.root={cifar_root}", *TINY, "trainer=ddp_cpu", "data.test_size=64", "logger=none",
+                  f"hydra.run.dir={out}"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sidecar = json.loads((out / "classifier.json").read_text())
+    # Two ranks of 16: a global batch of 32; each rank tests its half of the 64 images.
+    assert sidecar["batch_size"] == 32 and sidecar["test_images"] == 64 and sidecar["global_step"] == 2
