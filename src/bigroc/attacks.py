@@ -51,6 +51,11 @@ class AttackSpec:
         check_attack_args(eps=self.eps, steps=self.steps, step_size=step, norm=self.norm)
 
 
+def madry_step_size(eps: float, steps: int) -> float:
+    """2.5 * eps / steps: the step of Madry et al.'s PGD, so the path can cross the ball."""
+    return 2.5 * eps / steps
+
+
 def l2_step(x: torch.Tensor, grad: torch.Tensor, step_size: float) -> torch.Tensor:
     """Move each sample ``step_size`` along its L2-normalised ``grad`` (ascent)."""
     return x + step_size * grad / (_per_sample_norm(grad) + _TINY)

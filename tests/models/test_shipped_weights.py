@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bigroc.attacks import pgd
+from bigroc.attacks import madry_step_size, pgd
 from bigroc.data import read_cifar10
 from bigroc.models import attack_ready, load_classifier, shipped_classifier
 
@@ -20,11 +20,18 @@ def test_shipped_classifier_is_accurate_and_robust_on_cifar10(cifar_root):
     fast = attack_ready(classifier)
     with torch.no_grad():
         clean = (fast(x).argmax(1) == y).float().mean().item()
-    x_adv = pgd(fast, x, y, eps=0.5, steps=20, step_size=2.5 * 0.5 / 20, targeted=False)
+    x_adv = pgd(fast, x, y, eps=0.5, steps=20, step_size=madry_step_size(0.5, 20), targeted=False)
     with torch.no_grad():
         robust = (fast(x_adv).argmax(1) == y).float().mean().item()
     # The sidecar's full-test-set figures (73.7% / 55.0%) within the noise of 200 images.
     assert clean > 0.62 and robust > 0.42 and clean > robust
+
+
+def test_shipped_scheme_reads_the_same_file():
+    x = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(load_classifier("shipped:classifier_cifar10_l2")(x),
+                           load_classifier(shipped_classifier())(x))
 
 
 def test_unknown_shipped_name_is_refused():

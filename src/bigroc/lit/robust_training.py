@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from bigroc import keys
-from bigroc.attacks import AttackSpec, pgd
+from bigroc.attacks import AttackSpec, madry_step_size, pgd
 from bigroc.models import Classifier, attack_ready
 
 SCHEDULES = ("step", "onecycle")
@@ -67,7 +67,7 @@ class RobustTraining(L.LightningModule):
             raise ValueError(f"clean_weight must lie in [0, 1], got {clean_weight}")
         self.save_hyperparameters(ignore=["classifier", "attack"])
         self.classifier, self.attack = classifier, attack
-        self.train_step_size = attack.step_size if attack.step_size is not None else 2.5 * attack.eps / attack.steps
+        self.train_step_size = attack.step_size if attack.step_size is not None else madry_step_size(attack.eps, attack.steps)
         if channels_last:
             self.classifier.to(memory_format=torch.channels_last)
         if compile:
@@ -118,7 +118,7 @@ class RobustTraining(L.LightningModule):
         for eps in radii:
             steps = self.hparams.eval_steps
             with torch.enable_grad():
-                x_adv = pgd(model, x, y, eps=eps, steps=steps, step_size=2.5 * eps / steps,
+                x_adv = pgd(model, x, y, eps=eps, steps=steps, step_size=madry_step_size(eps, steps),
                             norm=self.attack.norm, targeted=False)
             with torch.no_grad():
                 acc = (model(x_adv).argmax(1) == y).float().mean()

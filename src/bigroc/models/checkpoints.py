@@ -31,6 +31,7 @@ from bigroc.models.classifier import DEFAULT_STATS, Classifier, arch_name, build
 from bigroc.models.resnet import DEPTHS
 
 SIDECAR_FORMAT = "bigroc-classifier"
+SHIPPED = "shipped:"  # load_classifier("shipped:NAME") reads bigroc/weights/NAME.safetensors
 StateDict = dict[str, torch.Tensor]
 
 
@@ -161,7 +162,8 @@ def load_classifier(
     """Load a classifier from any supported checkpoint (see the module docstring).
 
     Args:
-        path: ``.safetensors`` export, MadryLab ``.pt``, or a plain state dict file.
+        path: ``.safetensors`` export, MadryLab ``.pt``, a plain state dict file, or
+            ``shipped:NAME`` for a classifier shipped in the package (:func:`shipped_classifier`).
         mean, std: normalisation for files that carry none (plain state dicts); ignored
             when the file has its own. Defaults: the family's (CIFAR-10 or ImageNet).
         input_size: resize images to this size inside the classifier (see
@@ -172,6 +174,8 @@ def load_classifier(
         The classifier in eval mode on the CPU, with the sidecar's contents (or ``{}``)
         in ``.meta``.
     """
+    if str(path).startswith(SHIPPED):
+        path = shipped_classifier(str(path).removeprefix(SHIPPED))
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -219,14 +223,11 @@ def classifier_from_config(
 ) -> Classifier:
     """Hydra target of ``conf/classifier/*``: load ``checkpoint`` if given, else build fresh.
 
-    ``checkpoint="shipped:NAME"`` loads a classifier shipped in the package (see
-    :func:`shipped_classifier`). A checkpoint's own architecture wins; a mismatch with ``arch``/``num_classes``/``width``
+    A checkpoint's own architecture wins; a mismatch with ``arch``/``num_classes``/``width``
     is reported in a warning so a wrong config group is noticed.
     """
     if checkpoint is None:
         return build_classifier(arch, num_classes=num_classes, width=width, input_size=input_size)
-    if str(checkpoint).startswith("shipped:"):
-        checkpoint = str(shipped_classifier(str(checkpoint).removeprefix("shipped:")))
     classifier = load_classifier(
         checkpoint, input_size=input_size, allow_unsafe_pickle=allow_unsafe_pickle
     )
