@@ -13,7 +13,7 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -c constraints.txt -e '.[dev,madry]'
+	$(PY) -m pip install -c constraints.txt -e '.[dev,madry,slurm]'
 	$(PY) -m pip install --no-deps $(ROBUSTNESS)
 	touch $@
 

@@ -1,28 +1,82 @@
-"""Boost a generator's samples with a robust classifier (BIGRoC).
+"""Boost a generator's samples with a robust classifier (BIGRoC) and score both versions.
 
-    python run_boost.py                      # default configuration
-    python run_boost.py epsilon=0.5 steps=7  # any knob of conf/boost.yaml
-    python run_boost.py --cfg job            # print the composed configuration
+    python run_boost.py                                          # the default job
+    python run_boost.py generator=sngan generator.checkpoint=netG_100000.pth epsilon=0.5
+    python run_boost.py generator=samples generator.path=samples.npz num_samples=10000
+    python run_boost.py -m generator=vae epsilon=0.25,0.5,1,2     # eps sweep + summary plot
+    python run_boost.py trainer=ddp                               # all GPUs of the machine
 
-The generate -> boost -> score -> log pipeline is being built; for now the job composes
-its configuration, builds the classifier and the attack, and reports what it would run.
+Writes to the run directory: metrics.json (base/... and boosted/... scores, settings),
+samples_base.npz and samples_boosted.npz (ADM layout), grid_before_after.png and
+label_histograms.png. A killed run started again with the same command (and run
+directory) resumes from the batches it had finished.
 """
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 
 @hydra.main(config_path="conf", config_name="boost", version_base="1.3")
 def main(cfg: DictConfig) -> None:
+    from pathlib import Path
+
+    import lightning as L
+    from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    print(OmegaConf.to_yaml(cfg, resolve=True))
+    from bigroc import report
+    from bigroc.data import GeneratedDataModule
+    from bigroc.io import ChunkStore
+    from bigroc.lit.boost import Boost
+    from bigroc.loggers import finish_loggers, log_run
+    from bigroc.run_state import check_run_dir, run_settings
+    from bigroc.scoring import prepare_scoring
+
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    settings = run_settings(cfg)
+    if check_run_dir(out_dir, settings) == "done":
+        print(f"{out_dir} already holds this run's results; nothing to do")
+        return
+    source = instantiate(cfg.generator)
+    if cfg.num_samples > len(source):
+        raise ValueError(f"num_samples={cfg.num_samples} but the source holds {len(source)} images; "
+                         f"lower num_samples")
     classifier = instantiate(cfg.classifier)
     attack = instantiate(cfg.attack)
-    n_params = sum(p.numel() for p in classifier.parameters()) / 1e6
-    source = cfg.classifier.checkpoint or "random initialisation (set classifier.checkpoint)"
-    print(f"classifier: {cfg.classifier.arch}, {n_params:.1f}M parameters, from {source}")
-    print(f"attack: {attack}")
+    scoring, why_not = prepare_scoring(instantiate(cfg.metrics) if cfg.metrics else None,
+                                       cfg.data.root, download=cfg.data.download)
+    if scoring is None:
+        print(why_not)
+
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    trainer = instantiate(cfg.trainer, logger=logger)
+    per_seed = []
+    for seed in settings["seeds"]:
+        seed_dir = out_dir if len(settings["seeds"]) == 1 else out_dir / f"seed{seed}"
+        chunks = ChunkStore(out_dir / ".chunks" / f"seed{seed}")
+        module = Boost(source, classifier, attack, seed=seed, labels=cfg.labels, debias=cfg.debias,
+                       calibration_samples=cfg.calibration.samples, calibration_seed=cfg.calibration.seed,
+                       scores=scoring.new_scores() if scoring else None,
+                       features=scoring.features if scoring else None,
+                       logits_net=scoring.logits_net if scoring else None,
+                       chunks=chunks, grid_size=cfg.grid_size)
+        trainer.test(module, datamodule=GeneratedDataModule(cfg.num_samples, cfg.batch_size))
+        if trainer.is_global_zero:
+            seed_dir.mkdir(parents=True, exist_ok=True)
+            report.merge_samples(chunks, seed_dir, cfg.num_samples, cfg.samples.shard_size)
+            figures = report.save_figures(seed_dir, module.grid, module.calibration,
+                                          module.final["labels/histogram"])
+            per_seed.append({**module.final, "debias/calibration": module.calibration})
+
+    if trainer.is_global_zero:
+        metrics = {**report.mean_over_seeds(per_seed), **settings,
+                   **(scoring.info if scoring else {"scored": why_not})}
+        report.write_metrics(out_dir, metrics)
+        report.remove_chunks(ChunkStore(out_dir / ".chunks"))
+        log_run(logger, metrics, figures, cfg)
+        print({k: round(v, 4) for k, v in metrics.items() if k.startswith(("base/", "boosted/"))
+               and isinstance(v, float)})
+    finish_loggers(logger)
 
 
 if __name__ == "__main__":

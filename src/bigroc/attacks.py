@@ -138,13 +138,17 @@ def descend(
     Returns:
         The last (or best) iterate, detached, (N, 3, H, W) in [0, 1] and within the ball.
     """
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError("projected descent needs input gradients, which torch.inference_mode "
+                           "forbids; run outside it (Lightning: Trainer(inference_mode=False))")
     step, project = _STEPS[norm]
     x0 = x.detach()
     x_adv = project(x0 if x_start is None else x_start.detach(), x0, eps)
     best: tuple[torch.Tensor, torch.Tensor] | None = None
     for _ in range(steps):
         x_adv.requires_grad_(True)
-        losses = loss_fn(x_adv)
+        with torch.enable_grad():  # also inside no_grad evaluation loops
+            losses = loss_fn(x_adv)
         # Gradient w.r.t. the input only: parameters get no .grad and their gradients
         # are never computed.
         (grad,) = torch.autograd.grad(losses.sum(), [x_adv])

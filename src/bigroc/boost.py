@@ -28,6 +28,43 @@ def debias_shift(logits: torch.Tensor, a: float = 1.0) -> torch.Tensor:
     return a - logits.detach().mean(dim=0)
 
 
+def label_balance(labels: torch.Tensor, num_classes: int) -> float:
+    """Total-variation distance between the label histogram and the uniform one (0 = balanced)."""
+    counts = torch.bincount(labels.flatten().long(), minlength=num_classes).double()
+    return 0.5 * (counts / counts.sum() - 1.0 / num_classes).abs().sum().item()
+
+
+def balanced_shift(logits: torch.Tensor, iters: int = 500) -> torch.Tensor:
+    """The shift ``d`` that makes ``argmax(logits + d)`` as close to uniform as it can.
+
+    Equal mean logits (:func:`debias_shift`) do not give equal label counts: on real GAN
+    samples a class can still take several times its share. Starting from the mean shift,
+    each iteration lowers the shift of over-predicted classes and raises that of
+    under-predicted ones in proportion to their excess share, with a decaying step; the
+    shift whose labels are closest to uniform (total variation) is returned.
+
+    Shape:
+        logits: (N, C) classifier logits of N generated calibration images.
+        returns: (C,).
+    """
+    d = debias_shift(logits)
+    logits = logits.detach().double()
+    num, num_classes = logits.shape
+    scale = logits.std().clamp_min(1e-6)
+    best, best_tv = d.clone(), float("inf")
+    shift = d.double()
+    for t in range(iters):
+        labels = (logits + shift).argmax(dim=1)
+        share = torch.bincount(labels, minlength=num_classes).double() / num
+        tv = 0.5 * (share - 1.0 / num_classes).abs().sum().item()
+        if tv < best_tv:
+            best, best_tv = shift.clone(), tv
+        if tv == 0:
+            break
+        shift = shift - scale / (1.0 + t / 25.0) * (share - 1.0 / num_classes)
+    return best.to(d.dtype)
+
+
 def predict_targets(
     classifier: nn.Module, x: torch.Tensor, logit_shift: torch.Tensor | None = None
 ) -> torch.Tensor:

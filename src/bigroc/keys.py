@@ -14,3 +14,11 @@ def clean_acc(stage: str) -> str:
 def adv_acc(stage: str, eps: float) -> str:
     """``val/adv_acc@0.5``: accuracy under untargeted PGD at radius ``eps``."""
     return f"{stage}/adv_acc@{eps:g}"
+
+BASE = "base"          # the generator's images
+BOOSTED = "boosted"    # the same images after BIGRoC
+
+
+def score(stage: str, quantity: str) -> str:
+    """``base/fid``, ``boosted/kid_mean``, ``boosted/target_prob``."""
+    return f"{stage}/{quantity}"

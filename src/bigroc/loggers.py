@@ -13,3 +13,19 @@ def finish_loggers(logger: Any) -> None:
     wandb = sys.modules.get("wandb")
     if wandb is not None and wandb.run is not None:
         wandb.finish()
+
+
+def log_run(logger: Any, metrics: dict, figures: dict, cfg: Any) -> None:
+    """Send a finished boosting run to the experiment logger: config, scalars, figures."""
+    if not logger:
+        return
+    from omegaconf import OmegaConf
+
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    logger.log_metrics({k: v for k, v in metrics.items()
+                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    if hasattr(logger, "log_image"):  # W&B
+        for name, path in figures.items():
+            logger.log_image(key=f"figures/{name}", images=[str(path)])
+    if hasattr(logger, "save"):
+        logger.save()

@@ -117,9 +117,8 @@ class RobustTraining(L.LightningModule):
                      batch_size=len(x), sync_dist=True, prog_bar=True)
         for eps in radii:
             steps = self.hparams.eval_steps
-            with torch.enable_grad():
-                x_adv = pgd(model, x, y, eps=eps, steps=steps, step_size=madry_step_size(eps, steps),
-                            norm=self.attack.norm, targeted=False)
+            x_adv = pgd(model, x, y, eps=eps, steps=steps, step_size=madry_step_size(eps, steps),
+                        norm=self.attack.norm, targeted=False)
             with torch.no_grad():
                 acc = (model(x_adv).argmax(1) == y).float().mean()
             self.log(keys.adv_acc(stage, eps), acc, batch_size=len(x), sync_dist=True,

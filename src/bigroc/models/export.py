@@ -13,18 +13,9 @@ from typing import Any, Mapping
 
 import torch
 
+from bigroc.io import atomic_write
 from bigroc.models.checkpoints import SIDECAR_FORMAT, arch_of, sidecar_path
 from bigroc.models.classifier import Classifier
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file and rename, so a kill never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_classifier(classifier: Classifier, path: str | os.PathLike, *, meta: Mapping[str, Any]) -> Path:
@@ -52,9 +43,9 @@ def save_classifier(classifier: Classifier, path: str | os.PathLike, *, meta: Ma
         **dict(meta),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda tmp: save_file(state, str(tmp)))
+    atomic_write(path, lambda tmp: save_file(state, str(tmp)))
     side = sidecar_path(path)
-    _atomic_write(side, lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n"))
+    atomic_write(side, lambda tmp: tmp.write_text(json.dumps(sidecar, indent=2) + "\n"))
     return side
 
 
@@ -73,5 +64,5 @@ def save_madry_checkpoint(classifier: Classifier, path: str | os.PathLike, *, ep
         state.update({f"module.{prefix}{k}": v for k, v in part.items()})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda tmp: torch.save({"model": state, "epoch": epoch}, tmp))
+    atomic_write(path, lambda tmp: torch.save({"model": state, "epoch": epoch}, tmp))
     return path

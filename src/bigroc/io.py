@@ -1,0 +1,115 @@
+"""Files that outlive a kill: atomic writes, uint8 sample batches, resumable chunks.
+
+Samples on disk use the ADM / guided-diffusion layout: an ``.npz`` with ``arr_0`` uint8
+(N, H, W, 3) and ``arr_1`` int64 labels, so other evaluators read what we write and we
+read what they write.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    A kill at any moment leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """Float [0, 1] images -> uint8 (round to nearest), the form every image is scored in."""
+    return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def to_nhwc(x_u8: torch.Tensor) -> np.ndarray:
+    """uint8 (N, 3, H, W) tensor -> uint8 (N, H, W, 3) array (ADM layout)."""
+    return x_u8.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+    """``np.savez`` through :func:`atomic_write` (the name keeps its ``.npz`` suffix)."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+            np.savez(f, **arrays)
+
+    return atomic_write(path, write)
+
+
+class ChunkStore:
+    """One ``.npz`` per finished batch, so a killed run restarts where it stopped.
+
+    A chunk holds the batch's global ``indices``, ``base`` and ``boosted`` uint8 NCHW
+    images and the ``labels`` used. It is named by its first index and size; a chunk whose
+    indices differ from the batch asked for is ignored (and rewritten).
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def _path(self, indices: torch.Tensor) -> Path:
+        return self.root / f"{int(indices[0]):09d}_{len(indices)}.npz"
+
+    def load(self, indices: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        path = self._path(indices)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path) as f:
+                chunk = {k: torch.from_numpy(f[k]) for k in ("indices", "base", "boosted", "labels")}
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return None  # unreadable: recompute it
+        if not torch.equal(chunk["indices"], indices.cpu()):
+            return None
+        return chunk
+
+    def save(self, indices, base, boosted, labels) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        save_npz(self._path(indices), indices=indices.cpu().numpy(), base=base.cpu().numpy(),
+                 boosted=boosted.cpu().numpy(), labels=labels.cpu().numpy())
+
+    def chunks(self) -> list[Path]:
+        """Every chunk on disk, in index order."""
+        return sorted(self.root.glob("*.npz"))
+
+
+def write_samples(path: Path, total: int, parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> Path:
+    """Stream (images NHWC uint8, labels) parts into one ADM ``.npz`` of ``total`` images.
+
+    The arrays are written piece by piece into the zip, so memory stays at one part.
+    """
+    def write(tmp: Path) -> None:
+        labels = []
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            header_done = False
+            with zf.open("arr_0.npy", "w", force_zip64=True) as f:
+                count = 0
+                for images, y in parts:
+                    if not header_done:
+                        shape = (total, *images.shape[1:])
+                        np.lib.format.write_array_header_1_0(
+                            f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+                        header_done = True
+                    f.write(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+                    labels.append(np.asarray(y, dtype=np.int64))
+                    count += len(images)
+                if count != total:
+                    raise ValueError(f"wrote {count} images to {path}, expected {total}")
+            with zf.open("arr_1.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.concatenate(labels), allow_pickle=False)
+
+    return atomic_write(path, write)

@@ -1,0 +1,178 @@
+"""BIGRoC as a Lightning test loop: generate, boost, quantise, score, stream to disk.
+
+The maths lives in :mod:`bigroc.boost` and :mod:`bigroc.metrics`; this module connects
+them per batch and keeps the state that must survive multi-process runs and restarts:
+
+- unconditional sources get their targets from the classifier, with the label shift
+  calibrated once on a separate set of generated images (:meth:`Boost.calibrate`);
+- every finished batch is written as a chunk (:class:`bigroc.io.ChunkStore`); a restarted
+  run reads finished chunks back instead of recomputing them and feeds the same uint8
+  images to the metrics in the same batches, so its results equal an uninterrupted run's;
+- scores are torchmetrics states, so DDP processes (each on its own block of indices)
+  give the numbers of one process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MeanMetric, Metric
+
+from bigroc import keys
+from bigroc.attacks import AttackSpec, num_classes_of, pgd
+from bigroc.boost import balanced_shift, debias_shift, predict_targets
+from bigroc.io import ChunkStore, quantize
+
+DEBIAS = ("none", "mean", "balanced")
+LABELS = ("auto", "generator", "predicted")
+
+
+class LabelHistogram(Metric):
+    """Counts per class, summed over processes."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.add_state("counts", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, labels: torch.Tensor) -> None:
+        self.counts += torch.bincount(labels.long(), minlength=len(self.counts))
+
+    def compute(self) -> torch.Tensor:
+        return self.counts
+
+
+class Boost(L.LightningModule):
+    """Boost ``source``'s images with ``classifier`` and score both versions.
+
+    Args:
+        source: a :class:`bigroc.generators.ImageSource` (generator or stored samples).
+        classifier: robust classifier on [0, 1] images.
+        attack: eps, steps, step size (``None``: eps / steps) and norm of the targeted PGD.
+        seed: which images the source makes (image i depends on (seed, i) only).
+        labels: ``auto`` (the source's labels if it has them, else predicted),
+            ``generator`` or ``predicted``.
+        debias: label shift for predicted targets: ``none``, ``mean`` (the paper's) or
+            ``balanced`` (closest to uniform labels on the calibration set).
+        calibration_samples, calibration_seed: the separate generated set the shift is fit on.
+        scores: optional ``{"base": GenerativeScores, "boosted": ...}`` (torchmetrics) and
+            ``features``, the Inception feature network they are fed by.
+        chunks: where finished batches go; ``None`` keeps nothing (no resume).
+        grid_size: images kept from the first batch for the before/after grid.
+    """
+
+    def __init__(self, source: nn.Module, classifier: nn.Module, attack: AttackSpec, *,
+                 seed: int = 0, labels: str = "auto", debias: str = "mean",
+                 calibration_samples: int = 1000, calibration_seed: int = 1_000_000,
+                 scores: dict[str, Metric] | None = None, features: nn.Module | None = None,
+                 logits_net: nn.Module | None = None, chunks: ChunkStore | None = None,
+                 grid_size: int = 16) -> None:
+        super().__init__()
+        if labels not in LABELS:
+            raise ValueError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
+        if debias not in DEBIAS:
+            raise ValueError(f"debias must be one of {', '.join(DEBIAS)}, got {debias!r}")
+        if labels == "generator" and not source.conditional:
+            raise ValueError("labels=generator needs a conditional source (one that gives labels); "
+                             "use labels=predicted or labels=auto")
+        k_cls, k_src = num_classes_of(classifier, torch.zeros(1, 3, 32, 32)), source.num_classes
+        if k_cls != k_src:
+            raise ValueError(f"the classifier predicts {k_cls} classes but the generator's data has "
+                             f"{k_src}; use a classifier trained on the generator's dataset")
+        self.source, self.classifier, self.attack = source, classifier, attack
+        self.seed, self.debias, self.grid_size = int(seed), debias, int(grid_size)
+        self.predicted = labels == "predicted" or (labels == "auto" and not source.conditional)
+        self.calibration_samples, self.calibration_seed = calibration_samples, calibration_seed
+        self.features, self.logits_net = features, logits_net
+        self.scores = nn.ModuleDict(scores or {})
+        self.chunks = chunks
+        self.label_hist = LabelHistogram(k_src)
+        self.target_prob = nn.ModuleDict({s: MeanMetric() for s in (keys.BASE, keys.BOOSTED)})
+        self.delta_norm = MeanMetric()
+        self.requires_grad_(False)
+        self.logit_shift: torch.Tensor | None = None
+        self.calibration: dict[str, list[int]] = {}
+        self.grid: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.attack_model: nn.Module | None = None
+        self.final: dict[str, Any] = {}
+
+    # -- set-up --------------------------------------------------------------------------
+    def on_test_start(self) -> None:
+        from bigroc.models.fast import attack_ready
+
+        self.attack_model = attack_ready(self.classifier).to(self.device)
+        if self.predicted:
+            self.calibrate()
+
+    @torch.no_grad()
+    def calibrate(self) -> None:
+        """Fit the label shift on the calibration set; record each option's label histogram."""
+        n = min(self.calibration_samples, len(self.source))
+        logits = []
+        for idx in torch.arange(n).split(256):
+            x, _ = self.source.generate(idx.to(self.device), self.calibration_seed)
+            logits.append(self.attack_model(x.to(self.device)).float().cpu())
+        logits = torch.cat(logits)
+        shifts = {"none": torch.zeros(logits.shape[1]), "mean": debias_shift(logits),
+                  "balanced": balanced_shift(logits)}
+        k = logits.shape[1]
+        self.calibration = {name: torch.bincount((logits + d).argmax(1), minlength=k).tolist()
+                            for name, d in shifts.items()}
+        self.logit_shift = shifts[self.debias].to(self.device)
+
+    # -- one batch -----------------------------------------------------------------------
+    def _boost_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        x, y = self.source.generate(indices, self.seed)
+        x = x.to(self.device)
+        if self.predicted or y is None:
+            y = predict_targets(self.attack_model, x, self.logit_shift)
+        a = self.attack
+        step = a.step_size if a.step_size is not None else a.eps / a.steps
+        x_boost = pgd(self.attack_model, x, y.to(self.device), eps=a.eps, steps=a.steps,
+                      step_size=step, norm=a.norm, targeted=True, use_best=a.use_best)
+        return {"base": quantize(x), "boosted": quantize(x_boost), "labels": y.long()}
+
+    def test_step(self, indices: torch.Tensor, batch_idx: int) -> None:
+        chunk = self.chunks.load(indices) if self.chunks is not None else None
+        if chunk is None:
+            chunk = self._boost_batch(indices.to(self.device))
+            if self.chunks is not None:
+                self.chunks.save(indices, chunk["base"], chunk["boosted"], chunk["labels"])
+        images = {keys.BASE: chunk["base"].to(self.device), keys.BOOSTED: chunk["boosted"].to(self.device)}
+        y = chunk["labels"].to(self.device)
+        self.label_hist.update(y)
+        for stage, u8 in images.items():
+            with torch.no_grad():
+                p = self.attack_model(u8.float() / 255).float().softmax(1)
+            self.target_prob[stage].update(p.gather(1, y[:, None]).squeeze(1))
+            if stage in self.scores:
+                self._score(stage, u8, indices.to(self.device))
+        diff = (images[keys.BOOSTED].float() - images[keys.BASE].float()) / 255
+        self.delta_norm.update(diff.flatten(1).norm(dim=1))
+        if self.grid is None and self.global_rank == 0:
+            self.grid = (images[keys.BASE][: self.grid_size].cpu(), images[keys.BOOSTED][: self.grid_size].cpu())
+
+    @torch.no_grad()
+    def _score(self, stage: str, u8: torch.Tensor, indices: torch.Tensor) -> None:
+        with torch.autocast(self.device.type, enabled=False):  # scores in float32 always
+            feats = self.features(u8)
+            logits = self.logits_net(u8) if self.logits_net is not None else None
+        self.scores[stage].update(feats, indices, logits)
+
+    # -- results -------------------------------------------------------------------------
+    def on_test_epoch_end(self) -> None:
+        self.final = self.results()  # every process: computing syncs the states
+
+    def results(self) -> dict[str, Any]:
+        """Every scalar of the run (synced over processes): ``base/fid``, ``boosted/...``."""
+        out: dict[str, Any] = {}
+        for stage in (keys.BASE, keys.BOOSTED):
+            if stage in self.scores:
+                for name, value in self.scores[stage].compute().items():
+                    out[keys.score(stage, name)] = float(value)
+            out[keys.score(stage, "target_prob")] = float(self.target_prob[stage].compute())
+        out[keys.score(keys.BOOSTED, "delta_l2")] = float(self.delta_norm.compute())
+        out["labels/histogram"] = self.label_hist.compute().tolist()
+        return out

@@ -1,0 +1,86 @@
+"""A finished boosting run on disk: samples, metrics.json, figures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from bigroc import keys
+from bigroc.io import ChunkStore, atomic_write, write_samples
+from bigroc.viz import CIFAR10_CLASSES, before_after_grid, save_label_histograms, save_png
+
+METRICS_FILE = "metrics.json"
+
+
+def _parts(chunks: ChunkStore, stage: str, lo: int, hi: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Images ``lo..hi-1`` of ``stage`` as NHWC parts, read chunk by chunk."""
+    for path in chunks.chunks():
+        with np.load(path) as f:
+            idx = f["indices"]
+            keep = (idx >= lo) & (idx < hi)
+            if keep.any():
+                yield f[stage][keep].transpose(0, 2, 3, 1), f["labels"][keep]
+
+
+def merge_samples(chunks: ChunkStore, out_dir: Path, num_samples: int,
+                  shard_size: int = 50_000) -> list[Path]:
+    """Write ``samples_base.npz`` and ``samples_boosted.npz`` (ADM layout) from the chunks.
+
+    More than ``shard_size`` images go to ``samples_<stage>_000.npz``, ``_001``, ...
+    Memory holds one chunk at a time.
+    """
+    written = []
+    shards = [(lo, min(lo + shard_size, num_samples)) for lo in range(0, num_samples, shard_size)]
+    for stage in (keys.BASE, keys.BOOSTED):
+        for k, (lo, hi) in enumerate(shards):
+            name = f"samples_{stage}.npz" if len(shards) == 1 else f"samples_{stage}_{k:03d}.npz"
+            written.append(write_samples(out_dir / name, hi - lo, _parts(chunks, stage, lo, hi)))
+    return written
+
+
+def remove_chunks(chunks: ChunkStore) -> None:
+    shutil.rmtree(chunks.root, ignore_errors=True)
+
+
+def save_figures(out_dir: Path, grid, calibration: Mapping[str, Sequence[int]],
+                 boosted_labels: Sequence[int]) -> dict[str, Path]:
+    """The before/after grid (with 10x |delta|) and the label histograms (paper's Fig. 3)."""
+    figures = {}
+    if grid is not None:
+        figures["grid"] = save_png(out_dir / "grid_before_after.png", before_after_grid(*grid))
+    histograms = {f"calibration, debias={k}": v for k, v in calibration.items()}
+    histograms["targets used"] = list(boosted_labels)
+    figures["label_histograms"] = save_label_histograms(
+        out_dir / "label_histograms.png", histograms,
+        CIFAR10_CLASSES if len(boosted_labels) == 10 else None,
+        title="labels: calibration set under each debiasing, and the run's targets")
+    return figures
+
+
+def mean_over_seeds(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Scalars averaged over seeds, with ``<key>_std`` beside each when there are several."""
+    out: dict[str, Any] = {}
+    for key, value in per_seed[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values = [float(r[key]) for r in per_seed]
+            out[key] = statistics.fmean(values)
+            if len(values) > 1:
+                out[f"{key}_std"] = statistics.stdev(values)
+        else:
+            out[key] = value
+    return out
+
+
+def write_metrics(out_dir: Path, metrics: Mapping[str, Any]) -> Path:
+    text = json.dumps(metrics, indent=2, sort_keys=False) + "\n"
+    return atomic_write(out_dir / METRICS_FILE, lambda tmp: tmp.write_text(text))
+
+
+def read_metrics(out_dir: Path) -> dict[str, Any] | None:
+    path = Path(out_dir) / METRICS_FILE
+    return json.loads(path.read_text()) if path.exists() else None

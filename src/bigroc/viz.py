@@ -1,0 +1,107 @@
+"""Figures of a boosting run: before/after grids, label histograms, eps-sweep plots."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from bigroc.io import atomic_write
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+
+
+def before_after_grid(base: torch.Tensor, boosted: torch.Tensor, *, amplify: float = 10.0,
+                      pad: int = 2, scale: int = 2) -> np.ndarray:
+    """Three rows: generated images, boosted images, and ``amplify * |boosted - base|``.
+
+    Args:
+        base, boosted: uint8 (N, 3, H, W), the same images before and after boosting.
+    Returns:
+        uint8 (rows, cols, 3) image, each cell enlarged ``scale`` times (nearest).
+    """
+    if base.shape != boosted.shape or base.dtype != torch.uint8 or base.dim() != 4:
+        raise ValueError(f"need two uint8 (N, 3, H, W) batches of one shape, got "
+                         f"{tuple(base.shape)} {base.dtype} and {tuple(boosted.shape)} {boosted.dtype}")
+    delta = ((boosted.float() - base.float()).abs() * amplify).clamp(0, 255).to(torch.uint8)
+    rows = torch.stack([base, boosted, delta])  # (3, N, C, H, W)
+    rows = rows.repeat_interleave(scale, dim=-1).repeat_interleave(scale, dim=-2)
+    _, n, c, h, w = rows.shape
+    canvas = torch.full((c, 3 * (h + pad) + pad, n * (w + pad) + pad), 255, dtype=torch.uint8)
+    for r in range(3):
+        for i in range(n):
+            top, left = pad + r * (h + pad), pad + i * (w + pad)
+            canvas[:, top:top + h, left:left + w] = rows[r, i]
+    return canvas.permute(1, 2, 0).numpy()
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
+    from PIL import Image
+
+    return atomic_write(path, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
+
+
+def _save_figure(fig, path: str | os.PathLike) -> Path:
+    import matplotlib.pyplot as plt
+
+    out = atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    plt.close(fig)
+    return out
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display on clusters
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_label_histograms(path: str | os.PathLike, histograms: Mapping[str, Sequence[int]],
+                          class_names: Sequence[str] | None = None, title: str = "") -> Path:
+    """Grouped bars: labels per class under each labelling (e.g. no debiasing, mean, balanced)."""
+    plt = _pyplot()
+    counts = {k: np.asarray(v) for k, v in histograms.items()}
+    num_classes = len(next(iter(counts.values())))
+    names = list(class_names) if class_names and len(class_names) == num_classes else [
+        str(c) for c in range(num_classes)]
+    fig, ax = plt.subplots(figsize=(max(6, num_classes * 0.7), 3.2))
+    width = 0.8 / len(counts)
+    for j, (label, c) in enumerate(counts.items()):
+        ax.bar(np.arange(num_classes) + (j - (len(counts) - 1) / 2) * width, c, width, label=label)
+    ax.axhline(sum(next(iter(counts.values()))) / num_classes, color="k", lw=0.8, ls="--")
+    ax.set_xticks(np.arange(num_classes), names, rotation=45, ha="right")
+    ax.set_ylabel("images")
+    ax.set_title(title or "label histogram")
+    ax.legend(fontsize=8)
+    return _save_figure(fig, path)
+
+
+def save_sweep_plot(path: str | os.PathLike, rows: Sequence[Mapping], metrics=("fid", "kid_mean")) -> Path:
+    """Base and boosted score against eps, one line per generator, best eps starred.
+
+    ``rows`` are flat metric dicts with ``generator``, ``eps`` and ``base/<m>``, ``boosted/<m>``.
+    """
+    plt = _pyplot()
+    present = [m for m in metrics if any(f"boosted/{m}" in r for r in rows)]
+    fig, axes = plt.subplots(1, max(len(present), 1), figsize=(5 * max(len(present), 1), 3.5),
+                             squeeze=False)
+    for ax, m in zip(axes[0], present):
+        for gen in sorted({str(r["generator"]) for r in rows}):
+            pts = sorted((float(r["eps"]), r[f"boosted/{m}"], r.get(f"base/{m}"))
+                         for r in rows if str(r["generator"]) == gen and f"boosted/{m}" in r)
+            eps, boosted, base = zip(*pts)
+            line, = ax.plot(eps, boosted, marker="o", label=f"{gen} boosted")
+            if base[0] is not None:
+                ax.axhline(base[0], color=line.get_color(), ls=":", lw=1, label=f"{gen} base")
+            best = int(np.argmin(boosted))
+            ax.plot([eps[best]], [boosted[best]], marker="*", ms=14, color=line.get_color())
+        ax.set_xlabel("eps (L2, [0, 1] pixel units)")
+        ax.set_ylabel(m)
+        ax.legend(fontsize=7)
+    return _save_figure(fig, path)
