@@ -73,3 +73,23 @@ def test_bad_shift_and_bad_arguments_raise(tiny_classifier, images, labels):
         bigroc(tiny_classifier, images, labels[:2], eps=0.5)
     with pytest.raises(ValueError, match="4-D"):
         bigroc(tiny_classifier, images[0], eps=0.5)
+
+
+def test_balanced_shift_balances_labels_better_than_the_mean_shift():
+    from bigroc.boost import balanced_shift, label_balance
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(1000, 10, generator=g) * 2 + torch.linspace(0, 3, 10)
+    logits[:, 3] += torch.randn(1000, generator=g) * 3  # one class with spread-out logits
+    tv = {name: label_balance((logits + d).argmax(1), 10)
+          for name, d in [("none", torch.zeros(10)), ("mean", debias_shift(logits)),
+                          ("balanced", balanced_shift(logits))]}
+    assert tv["mean"] < tv["none"]
+    assert tv["balanced"] < 0.02 < tv["mean"]
+
+
+def test_label_balance_extremes():
+    from bigroc.boost import label_balance
+
+    assert label_balance(torch.arange(10), 10) == 0
+    assert label_balance(torch.zeros(10, dtype=torch.long), 10) == pytest.approx(0.9)

@@ -24,7 +24,8 @@ def before_after_grid(base: torch.Tensor, boosted: torch.Tensor, *, amplify: flo
     Returns:
         uint8 (rows, cols, 3) image, each cell enlarged ``scale`` times (nearest).
     """
-    if base.shape != boosted.shape or base.dtype != torch.uint8 or base.dim() != 4:
+    if (base.shape != boosted.shape or base.dim() != 4
+            or base.dtype != torch.uint8 or boosted.dtype != torch.uint8):
         raise ValueError(f"need two uint8 (N, 3, H, W) batches of one shape, got "
                          f"{tuple(base.shape)} {base.dtype} and {tuple(boosted.shape)} {boosted.dtype}")
     delta = ((boosted.float() - base.float()).abs() * amplify).clamp(0, 255).to(torch.uint8)
