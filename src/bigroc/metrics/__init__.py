@@ -1,0 +1,23 @@
+"""Scores of generated images against real data: FID, KID, improved precision/recall, IS.
+
+Chain: uint8 images -> Inception features (``features``) -> pure maths on feature
+matrices (``maths``) -> reference statistics cached on disk (``reference``) -> a
+torchmetrics ``Metric`` that accumulates one stage's features, DDP-exact (``scores``).
+"""
+
+from bigroc.metrics.features import InceptionFeatures, build_feature_extractor, inception_logits
+from bigroc.metrics.maths import frechet_distance, kid, precision_recall
+from bigroc.metrics.reference import ReferenceStats, reference_stats
+from bigroc.metrics.scores import GenerativeScores
+
+__all__ = [
+    "GenerativeScores",
+    "InceptionFeatures",
+    "ReferenceStats",
+    "build_feature_extractor",
+    "frechet_distance",
+    "inception_logits",
+    "kid",
+    "precision_recall",
+    "reference_stats",
+]

@@ -1,0 +1,143 @@
+"""The scores as pure tensor functions: Fréchet distance, KID, improved precision/recall, IS.
+
+Inputs are feature matrices (N, D) or Gaussian moments; everything is computed in float64
+on the inputs' device and returned as 0-dim float64 tensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def moments_from_sums(total: Tensor, outer: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    """Mean (D,) and unbiased covariance (D, D) from running sums.
+
+    ``total`` = sum of the features (D,), ``outer`` = sum of their outer products (D, D),
+    ``n`` = how many were summed (at least 2).
+    """
+    if n < 2:
+        raise ValueError(f"a covariance needs at least 2 samples, got {n}")
+    mu = total.double() / n
+    sigma = (outer.double() - n * torch.outer(mu, mu)) / (n - 1)
+    return mu, sigma
+
+
+def _psd_sqrt(sigma: Tensor) -> Tensor:
+    values, vectors = torch.linalg.eigh((sigma + sigma.T) / 2)
+    return (vectors * values.clamp(min=0).sqrt()) @ vectors.T
+
+
+def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -> Tensor:
+    """Squared Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2).
+
+    ||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^(1/2)). The last trace
+    equals the sum of singular values of sigma1^(1/2) sigma2^(1/2) (their squares are the
+    eigenvalues of sigma1 sigma2), with both roots from ``eigh``. Unlike square roots of the
+    eigenvalues of sigma1 sigma2, this adds no positive bias from round-off in the null
+    space of singular covariances (fewer samples than dimensions): FID(x, x) stays ~1e-11.
+
+    Shape: mu (D,), sigma (D, D) -> 0-dim float64.
+    """
+    mu1, mu2, sigma1, sigma2 = (t.double() for t in (mu1, mu2, sigma1, sigma2))
+    trace_sqrt = torch.linalg.svdvals(_psd_sqrt(sigma1) @ _psd_sqrt(sigma2)).sum()
+    return (mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * trace_sqrt
+
+
+def _poly_kernel(a: Tensor, b: Tensor) -> Tensor:
+    return (a @ b.T / a.shape[1] + 1) ** 3
+
+
+def _mmd2_unbiased(x: Tensor, y: Tensor) -> Tensor:
+    m = x.shape[0]
+    k_xx, k_yy, k_xy = _poly_kernel(x, x), _poly_kernel(y, y), _poly_kernel(x, y)
+    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
+    return within - 2 * k_xy.sum() / m**2
+
+
+def kid(real: Tensor, fake: Tensor, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Kernel Inception Distance (Binkowski et al. 2018): mean and std of unbiased MMD^2.
+
+    Kernel k(a, b) = (a.b / D + 1)^3. Each of ``subsets`` draws takes ``subset_size`` rows
+    (clipped to the smaller set) without replacement from each set, from a generator seeded
+    with ``seed``, so the result is deterministic. The std is the population std over
+    draws, as torch-fidelity and torchmetrics report it.
+
+    Shape: real (M, D), fake (N, D) -> (0-dim float64, 0-dim float64).
+    """
+    m = min(subset_size, real.shape[0], fake.shape[0])
+    if m < 2:
+        raise ValueError(f"KID needs at least 2 samples in each set, got {real.shape[0]} real and {fake.shape[0]} fake")
+    real, fake = real.double(), fake.double()
+    gen = torch.Generator().manual_seed(seed)
+    scores = []
+    for _ in range(subsets):
+        pick_real = torch.randperm(real.shape[0], generator=gen)[:m].to(real.device)
+        pick_fake = torch.randperm(fake.shape[0], generator=gen)[:m].to(fake.device)
+        scores.append(_mmd2_unbiased(real[pick_real], fake[pick_fake]))
+    scores = torch.stack(scores)
+    return scores.mean(), scores.std(unbiased=False)
+
+
+def _squared_distances(a: Tensor, b: Tensor) -> Tensor:
+    d = a.square().sum(1, keepdim=True) + b.square().sum(1) - 2 * a @ b.T
+    return d.clamp(min=0)
+
+
+def _kth_neighbour_radii(x: Tensor, k: int, batch: int) -> Tensor:
+    """Squared distance from each row of ``x`` to its k-th nearest other row."""
+    if x.shape[0] <= k:
+        raise ValueError(f"k-NN radii with k={k} need more than {k} samples, got {x.shape[0]}")
+    # k + 1 smallest include the point itself (distance 0), so index k is the k-th other row.
+    parts = [_squared_distances(rows, x).topk(k + 1, dim=1, largest=False).values[:, k] for rows in x.split(batch)]
+    return torch.cat(parts)
+
+
+def precision_recall(real: Tensor, fake: Tensor, k: int = 3, batch: int = 1000) -> tuple[Tensor, Tensor]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019).
+
+    Each set's manifold is the union of balls around its samples, each ball reaching the
+    sample's k-th nearest neighbour within the same set. Precision: share of fake samples
+    inside the real manifold; recall: share of real samples inside the fake manifold.
+    Distances are computed ``batch`` rows at a time, so memory is O(batch * max(M, N)).
+
+    Shape: real (M, D), fake (N, D) -> (0-dim float64, 0-dim float64).
+    """
+    real, fake = real.double(), fake.double()
+    radii_real = _kth_neighbour_radii(real, k, batch)
+    radii_fake = _kth_neighbour_radii(fake, k, batch)
+    fake_covered = []
+    real_covered = torch.zeros(real.shape[0], dtype=torch.bool, device=real.device)
+    for rows, rows_radii in zip(fake.split(batch), radii_fake.split(batch)):
+        d = _squared_distances(rows, real)
+        fake_covered.append((d <= radii_real[None, :]).any(dim=1))
+        real_covered |= (d <= rows_radii[:, None]).any(dim=0)
+    precision = torch.cat(fake_covered).double().mean()
+    return precision, real_covered.double().mean()
+
+
+def inception_score(logits: Tensor, splits: int = 10, shuffle_seed: int | None = 2020) -> tuple[Tensor, Tensor]:
+    """Inception Score: exp(E_x KL(p(y|x) || p(y))) per split, its mean and population std.
+
+    Rows are shuffled with NumPy's ``RandomState(shuffle_seed)`` first (as torch-fidelity
+    does; it keeps class-ordered batches from skewing the splits); split ``i`` holds rows
+    ``i*N//splits`` to ``(i+1)*N//splits``; p(y) is each split's mean of p(y|x).
+
+    Shape: logits (N, C) -> (0-dim float64, 0-dim float64).
+    """
+    n = logits.shape[0]
+    if n < splits:
+        raise ValueError(f"IS with {splits} splits needs at least {splits} samples, got {n}")
+    if shuffle_seed is not None:
+        order = np.random.RandomState(shuffle_seed).permutation(n)
+        logits = logits[torch.from_numpy(order).to(logits.device)]
+    log_p = logits.double().log_softmax(dim=1)
+    scores = []
+    for i in range(splits):
+        part = log_p[i * n // splits : (i + 1) * n // splits]
+        log_marginal = part.exp().mean(dim=0).log()
+        kl = (part.exp() * (part - log_marginal)).sum(dim=1).mean()
+        scores.append(kl.exp())
+    scores = torch.stack(scores)
+    return scores.mean(), scores.std(unbiased=False)

@@ -1,0 +1,165 @@
+"""Reference (real-data) statistics for the scores: computed once, cached on disk.
+
+FID needs the reference mean and covariance of pool3 features; KID and precision/recall
+need reference features themselves (the first ``max_features``). One pass over the split
+gives both: running float64 sums for the moments, the first rows kept verbatim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from bigroc.metrics.features import build_feature_extractor, describe_backend, resolve_backend
+from bigroc.metrics.maths import moments_from_sums
+
+CACHE_FORMAT = 1
+DATASETS = ("cifar10",)
+
+
+@dataclass
+class ReferenceStats:
+    """Reference pool3 statistics.
+
+    ``mu`` float64 (D,), ``sigma`` float64 (D, D) over ``num_samples`` images;
+    ``features`` float32 (M, D): the first M <= max_features of those images' features;
+    ``key``: what was measured (dataset, split, sample count, backend, data digest, ...).
+    """
+
+    mu: Tensor
+    sigma: Tensor
+    features: Tensor
+    num_samples: int
+    key: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_features(cls, features: Tensor, max_features: int = 10000, key: dict | None = None) -> ReferenceStats:
+        """Statistics of an in-memory feature matrix (N, D), e.g. for tests."""
+        f64 = features.double()
+        mu, sigma = moments_from_sums(f64.sum(0), f64.T @ f64, features.shape[0])
+        return cls(mu, sigma, features[:max_features].float().clone(), features.shape[0], dict(key or {}))
+
+
+def default_cache_dir() -> Path:
+    """``$BIGROC_CACHE`` if set, else ``~/.cache/bigroc``."""
+    return Path(os.environ.get("BIGROC_CACHE") or Path.home() / ".cache" / "bigroc")
+
+
+def _images(data_root: str | Path, dataset: str, split: str, num_samples: int | None) -> Tensor:
+    if dataset not in DATASETS:
+        raise ValueError(f"reference dataset must be one of {DATASETS}, got {dataset!r}")
+    from bigroc.data import read_cifar10
+
+    x, _ = read_cifar10(data_root, split)
+    if num_samples is not None:
+        if not 2 <= num_samples <= x.shape[0]:
+            raise ValueError(f"num_samples must lie in 2..{x.shape[0]} for {dataset} {split}, got {num_samples}")
+        x = x[:num_samples]
+    return x
+
+
+def _cache_file(cache_dir: Path, key: dict) -> Path:
+    count = "all" if key["num_samples"] is None else str(key["num_samples"])
+    name = f"{key['dataset']}-{key['split']}-{count}-{key['backend']}-f{key['max_features']}-{key['data_sha1'][:12]}.pt"
+    return cache_dir / name
+
+
+def _load(path: Path, key: dict) -> ReferenceStats:
+    hint = f"delete {path} and run again"
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        stats = ReferenceStats(blob["mu"], blob["sigma"], blob["features"], int(blob["num_samples"]), blob["key"])
+    except Exception as err:  # any unreadable or foreign file gets the same advice
+        raise RuntimeError(f"reference cache {path} is unreadable or not a bigroc reference file ({err}); {hint}") from None
+    if stats.key != key:
+        raise RuntimeError(f"reference cache {path} holds {stats.key}, expected {key}; {hint}")
+    return stats
+
+
+def _save(stats: ReferenceStats, path: Path) -> None:
+    """Write to a temporary file beside ``path`` and rename it: readers see all or nothing."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            blob = {"mu": stats.mu, "sigma": stats.sigma, "features": stats.features}
+            torch.save({**blob, "num_samples": stats.num_samples, "key": stats.key}, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _progress(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, disable=not enabled, transient=True)
+
+
+def _stream_stats(x: Tensor, extractor: nn.Module, max_features: int, batch_size: int, device: torch.device,
+                  label: str, progress: bool) -> ReferenceStats:
+    """One pass: float64 running sums for the moments, the first ``max_features`` rows kept."""
+    total = outer = None
+    kept: list[Tensor] = []
+    n_kept = 0
+    with _progress(progress) as bar:
+        task = bar.add_task(f"reference features ({label})", total=x.shape[0])
+        for chunk in x.split(batch_size):
+            f = extractor(chunk.to(device)).detach()
+            f64 = f.double()
+            total = f64.sum(0) if total is None else total + f64.sum(0)
+            outer = f64.T @ f64 if outer is None else outer + f64.T @ f64
+            if n_kept < max_features:
+                kept.append(f[: max_features - n_kept].float().cpu())
+                n_kept += kept[-1].shape[0]
+            bar.advance(task, chunk.shape[0])
+    mu, sigma = moments_from_sums(total, outer, x.shape[0])
+    return ReferenceStats(mu.cpu(), sigma.cpu(), torch.cat(kept), x.shape[0])
+
+
+def reference_stats(
+    data_root: str | Path,
+    dataset: str = "cifar10",
+    split: str = "train",
+    num_samples: int | None = None,
+    backend: str = "fid_helper",
+    cache_dir: str | Path | None = None,
+    max_features: int = 10000,
+    batch_size: int = 100,
+    progress: bool = True,
+    extractor: nn.Module | None = None,
+    device: str | torch.device | None = None,
+) -> ReferenceStats:
+    """Reference statistics of ``dataset``/``split`` (the first ``num_samples`` images, or all).
+
+    Loaded from ``cache_dir`` (default :func:`default_cache_dir`) when a file with the same
+    key exists; otherwise computed with ``extractor`` (default: the ``backend`` network,
+    run on ``device``; default: the given extractor's device, else CUDA if available) and
+    cached atomically (temporary file, then rename). The key includes a
+    SHA-1 of the images, so different copies of the data never share a cache file.
+    """
+    backend = resolve_backend(backend)
+    x = _images(data_root, dataset, split, num_samples)
+    digest = hashlib.sha1(x.numpy().tobytes()).hexdigest()
+    key = {"format": CACHE_FORMAT, "dataset": dataset, "split": split, "num_samples": num_samples,
+           "backend": backend, "network": describe_backend(backend), "max_features": max_features,
+           "data_sha1": digest}
+    path = _cache_file(Path(cache_dir) if cache_dir is not None else default_cache_dir(), key)
+    if path.exists():
+        return _load(path, key)
+    if device is None and extractor is not None:
+        device = next((p.device for p in extractor.parameters()), "cpu")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if extractor is None:
+        extractor, _ = build_feature_extractor(backend)
+    stats = _stream_stats(x, extractor, max_features, batch_size, device, f"{dataset} {split}", progress)
+    stats.key = key
+    _save(stats, path)
+    return stats

@@ -1,0 +1,141 @@
+"""``GenerativeScores``: FID, KID, precision/recall (and IS) of one stage's images, DDP-exact."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+from torchmetrics.utilities.data import dim_zero_cat
+from torchmetrics.utilities.distributed import gather_all_tensors
+
+from bigroc.metrics.maths import frechet_distance, inception_score, kid, moments_from_sums, precision_recall
+from bigroc.metrics.reference import ReferenceStats
+
+IS_SPLITS = 10
+
+
+class GenerativeScores(Metric):
+    """Scores of generated images against fixed reference statistics.
+
+    The caller runs the Inception network once per image and passes features (and logits
+    for IS) with each sample's *global* index. States:
+
+    - FID: float64 running sums of features and of their outer products, and a count,
+      all reduced by ``sum``: memory is flat in the number of samples.
+    - KID, precision/recall, IS: the features (logits) of samples with index
+      ``< max_features`` only, gathered across processes and sorted by index before use,
+      so any sharding or update order gives the numbers one process seeing everything
+      would. IS is therefore computed on those first ``max_features`` samples (10 splits).
+
+    The reference is a plain attribute, not a metric state: it is never summed across
+    processes and never written into checkpoints. Use ``update`` (``forward`` only updates:
+    a per-batch FID would cost an eigendecomposition each step).
+    """
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = None
+
+    def __init__(
+        self,
+        reference: ReferenceStats,
+        max_features: int = 10000,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        pr_k: int = 3,
+        with_is: bool = False,
+        num_logits: int = 1008,
+    ) -> None:
+        super().__init__()
+        self.reference = reference
+        self.num_features = int(reference.mu.numel())
+        self.max_features = max_features
+        self.kid_subsets = kid_subsets
+        self.kid_subset_size = kid_subset_size
+        self.pr_k = pr_k
+        self.with_is = with_is
+        self.num_logits = num_logits
+        d = self.num_features
+        self.add_state("feature_sum", torch.zeros(d, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("outer_sum", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("num_samples", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("kept_features", [], dist_reduce_fx="cat")
+        self.add_state("kept_indices", [], dist_reduce_fx="cat")
+        if with_is:
+            self.add_state("kept_logits", [], dist_reduce_fx="cat")
+
+    def _check(self, features: Tensor, indices: Tensor, logits: Tensor | None) -> None:
+        b = features.shape[0]
+        if features.ndim != 2 or features.shape[1] != self.num_features:
+            raise ValueError(f"features must be (B, {self.num_features}), got {tuple(features.shape)}")
+        if indices.shape != (b,) or indices.is_floating_point():
+            raise ValueError(f"indices must be integer ({b},), got {indices.dtype} {tuple(indices.shape)}")
+        if self.with_is and (logits is None or tuple(logits.shape) != (b, self.num_logits)):
+            got = None if logits is None else tuple(logits.shape)
+            raise ValueError(f"with_is=True: pass logits ({b}, {self.num_logits}) with every update, got {got}")
+        if not self.with_is and logits is not None:
+            raise ValueError("logits were passed but the metric was built with with_is=False")
+
+    def update(self, features: Tensor, indices: Tensor, logits: Tensor | None = None) -> None:
+        """Add a batch. Shape: features (B, D) float, indices (B,) int64 global, logits (B, C)."""
+        self._check(features, indices, logits)
+        f64 = features.detach().double()
+        self.feature_sum += f64.sum(0)
+        self.outer_sum += f64.T @ f64
+        self.num_samples += features.shape[0]
+        keep = indices < self.max_features
+        self.kept_features.append(features.detach()[keep].float())
+        self.kept_indices.append(indices[keep].long())
+        if self.with_is:
+            self.kept_logits.append(logits.detach()[keep].float())
+
+    def forward(self, features: Tensor, indices: Tensor, logits: Tensor | None = None) -> None:
+        """Same as :meth:`update`; returns nothing."""
+        self.update(features, indices, logits)
+
+    def _sync_dist(self, dist_sync_fn=gather_all_tensors, process_group=None) -> None:
+        # A process that kept nothing would otherwise send torchmetrics' 1-D float
+        # placeholder, whose shape and dtype differ from the others' and break the gather.
+        shapes = {"kept_features": (0, self.num_features), "kept_indices": (0,)}
+        if self.with_is:
+            shapes["kept_logits"] = (0, self.num_logits)
+        for name, shape in shapes.items():
+            if not getattr(self, name):
+                dtype = torch.long if name == "kept_indices" else torch.float32
+                setattr(self, name, [torch.zeros(shape, dtype=dtype, device=self.feature_sum.device)])
+        super()._sync_dist(dist_sync_fn, process_group)
+
+    def _kept(self) -> tuple[Tensor, Tensor | None]:
+        """Kept features (and logits) ordered by global index, one row per index."""
+        indices = dim_zero_cat(self.kept_indices) if self.kept_indices else torch.zeros(0, dtype=torch.long)
+        features = dim_zero_cat(self.kept_features) if self.kept_features else torch.zeros(0, self.num_features)
+        order = torch.argsort(indices.cpu(), stable=True).to(indices.device)
+        indices = indices[order]
+        first = torch.ones_like(indices, dtype=torch.bool)
+        first[1:] = indices[1:] != indices[:-1]
+        if not bool(first.all()):
+            warnings.warn(
+                "GenerativeScores saw some sample indices more than once (a padding distributed sampler?); "
+                "KID/PR/IS use each once, FID's running sums count the repeats",
+                stacklevel=3,
+            )
+        logits = dim_zero_cat(self.kept_logits)[order][first] if self.with_is else None
+        return features[order][first], logits
+
+    def compute(self) -> dict[str, float]:
+        """``fid``, ``kid_mean``, ``kid_std``, ``precision``, ``recall`` (+ ``is_mean``, ``is_std``)."""
+        n = int(self.num_samples)
+        mu, sigma = moments_from_sums(self.feature_sum, self.outer_sum, n)
+        ref = self.reference
+        device = mu.device
+        fid = frechet_distance(ref.mu.to(device), ref.sigma.to(device), mu, sigma)
+        fake, logits = self._kept()
+        real = ref.features.to(fake.device)
+        kid_mean, kid_std = kid(real, fake, self.kid_subsets, self.kid_subset_size)
+        precision, recall = precision_recall(real, fake, k=self.pr_k)
+        scores = {"fid": fid, "kid_mean": kid_mean, "kid_std": kid_std, "precision": precision, "recall": recall}
+        if self.with_is:
+            scores["is_mean"], scores["is_std"] = inception_score(logits, splits=IS_SPLITS)
+        return {name: float(value) for name, value in scores.items()}
