@@ -103,3 +103,22 @@ def cifar_root() -> Path:
             pytest.skip("no CIFAR-10: set BIGROC_CIFAR10_ROOT or put shared/ beside the repository")
         subprocess.run([sys.executable, str(maker), str(root)], check=True, capture_output=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def external_samples() -> Path:
+    """Real CIFAR-10 samples of published generators (ADM-layout npz files) from shared/."""
+    import os
+
+    folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "external-samples"
+    if not (folder / "gc_sngan_res.npz").exists():
+        if os.environ.get("CI"):
+            raise FileNotFoundError(f"{folder} is missing: CI needs shared/ beside the repository")
+        pytest.skip("no external samples: put shared/ beside the repository")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def score_cache(tmp_path_factory) -> Path:
+    """One reference-statistics cache for the whole test session (Inception is slow on CPU)."""
+    return tmp_path_factory.mktemp("bigroc-cache")

@@ -124,3 +124,12 @@ def test_use_best_returns_the_lowest_loss_iterate(tiny_classifier, images, label
     best = pgd(tiny_classifier, images, labels, use_best=True, **kwargs)
     assert (probs_of(tiny_classifier, best, labels) >= probs_of(tiny_classifier, last, labels) - 1e-6).all()
     assert ((best - images).flatten(1).norm(dim=1) <= 2.0 + 1e-5).all()
+
+
+def test_pgd_runs_inside_no_grad_and_refuses_inference_mode(tiny_classifier, images, labels):
+    expected = pgd(tiny_classifier, images, labels, eps=0.5, steps=2, step_size=0.25)
+    with torch.no_grad():  # Lightning's evaluation loops
+        got = pgd(tiny_classifier, images, labels, eps=0.5, steps=2, step_size=0.25)
+    torch.testing.assert_close(got, expected)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="inference_mode"):
+        pgd(tiny_classifier, images, labels, eps=0.5, steps=2, step_size=0.25)

@@ -149,9 +149,9 @@ def descend(
         x_adv.requires_grad_(True)
         with torch.enable_grad():  # also inside no_grad evaluation loops
             losses = loss_fn(x_adv)
-        # Gradient w.r.t. the input only: parameters get no .grad and their gradients
-        # are never computed.
-        (grad,) = torch.autograd.grad(losses.sum(), [x_adv])
+            # Gradient w.r.t. the input only: parameters get no .grad and their gradients
+            # are never computed.
+            (grad,) = torch.autograd.grad(losses.sum(), [x_adv])
         with torch.no_grad():
             if use_best:
                 best = _keep_lowest(x_adv.detach(), losses.detach(), best)

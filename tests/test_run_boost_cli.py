@@ -1,0 +1,135 @@
+"""run_boost.py through its command line: the contract scripts and checks rely on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["steps=3", "num_samples=8", "batch_size=4", "calibration.samples=16", "metrics.ref_split=test",
+        "metrics.ref_samples=16", "metrics.kid_subset_size=4", "trainer.enable_progress_bar=false"]
+
+
+def boost(args: list[str], cwd: Path, cache: Path, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
+    env = os.environ | {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "BIGROC_CACHE": str(cache)}
+    cmd = [sys.executable, str(ROOT / "run_boost.py"), *args]
+    if popen:
+        return subprocess.Popen(cmd, cwd=cwd, env=env, **popen)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def contract(npz: Path, cifar_root: Path, out: Path, *extra: str) -> list[str]:
+    return ["generator=samples", f"generator.path={npz}", "classifier.checkpoint=shipped:classifier_cifar10_l2",
+            f"data.root={cifar_root}", "epsilon=0.5", *FAST, f"hydra.run.dir={out}", *extra]
+
+
+def read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path) as f:
+        return f["arr_0"], f["arr_1"]
+
+
+def test_contract_scores_and_saves_both_versions(external_samples, cifar_root, score_cache, tmp_path):
+    npz, out = external_samples / "steingan_cond_2017.npz", tmp_path / "run"  # has arr_1 labels
+    done = boost(contract(npz, cifar_root, out, "logger=none"), tmp_path, score_cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("base/fid", "boosted/fid", "base/kid_mean", "boosted/precision", "boosted/recall"):
+        assert np.isfinite(metrics[key]), key
+    assert metrics["eps"] == 0.5 and metrics["steps"] == 3 and metrics["num_samples"] == 8
+    assert metrics["generator"] == "samples" and metrics["backend"].startswith("fid-helper")
+    assert metrics["inception_score"].startswith("unavailable")
+    assert metrics["boosted/target_prob"] > metrics["base/target_prob"]
+    base, y = read_npz(out / "samples_base.npz")
+    boosted, y2 = read_npz(out / "samples_boosted.npz")
+    src, src_y = read_npz(npz)
+    assert base.shape == boosted.shape == (8, 32, 32, 3) and base.dtype == boosted.dtype == np.uint8
+    assert np.array_equal(base, src[:8]) and np.array_equal(y, src_y[:8]) and np.array_equal(y2, y)
+    delta = (boosted.astype(float) - base.astype(float)) / 255
+    norms = np.sqrt((delta ** 2).reshape(8, -1).sum(1))
+    assert norms.max() <= 0.5 + 8 * np.sqrt(3 * 32 * 32) / 510 and norms.mean() > 0.2  # + rounding
+    assert (out / "grid_before_after.png").exists() and (out / "label_histograms.png").exists()
+    assert not (out / ".chunks").exists()
+
+
+def test_killed_run_resumes_to_identical_outputs(external_samples, cifar_root, score_cache, tmp_path):
+    npz = external_samples / "gc_sngan_res.npz"  # no labels: predicted with debiasing
+    slow = ["steps=20", "num_samples=12", "logger=none"]
+    whole = boost(contract(npz, cifar_root, tmp_path / "whole", *slow), tmp_path, score_cache)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    proc = boost(contract(npz, cifar_root, out, *slow), tmp_path, score_cache,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not list((out / ".chunks" / "seed0").glob("*.npz")) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = list((out / ".chunks" / "seed0").glob("*.npz"))
+    assert 1 <= len(left) < 3 and not (out / "metrics.json").exists()
+
+    again = boost(contract(npz, cifar_root, out, *slow), tmp_path, score_cache)
+    assert again.returncode == 0, again.stderr[-3000:]
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "whole", out))
+    assert a == b
+    for name in ("samples_base.npz", "samples_boosted.npz"):
+        for x, y in zip(read_npz(tmp_path / "whole" / name), read_npz(out / name)):
+            assert np.array_equal(x, y)
+    # The same command once more finds the finished run and leaves it alone.
+    stamp = (out / "metrics.json").stat().st_mtime_ns
+    third = boost(contract(npz, cifar_root, out, *slow), tmp_path, score_cache)
+    assert third.returncode == 0 and "nothing to do" in third.stdout
+    assert (out / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_two_process_ddp_gives_the_metrics_of_one(external_samples, cifar_root, score_cache, tmp_path):
+    npz = external_samples / "gc_sngan_res.npz"
+    runs = {}
+    for name, trainer in (("one", "trainer=cpu"), ("two", "trainer=ddp_cpu")):
+        done = boost(contract(npz, cifar_root, tmp_path / name, trainer, "num_samples=10", "logger=none"),
+                     tmp_path, score_cache)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    for key, value in runs["one"].items():
+        if isinstance(value, float):
+            assert runs["two"][key] == pytest.approx(value, rel=1e-4, abs=1e-6), key
+        else:
+            assert runs["two"][key] == value, key
+    for name in ("samples_base.npz", "samples_boosted.npz"):
+        one, two = read_npz(tmp_path / "one" / name), read_npz(tmp_path / "two" / name)
+        assert np.array_equal(one[1], two[1])
+        assert np.abs(one[0].astype(int) - two[0].astype(int)).max() <= 1
+
+
+def test_eps_sweep_writes_a_summary_and_one_wandb_run_per_job(external_samples, cifar_root, score_cache,
+                                                                tmp_path):
+    npz, sweep = external_samples / "gc_sngan_res.npz", tmp_path / "sweep"
+    args = [a for a in contract(npz, cifar_root, tmp_path / "unused") if not a.startswith(("epsilon", "hydra."))]
+    done = boost(["-m", *args, "epsilon=0.25,1.0", f"hydra.sweep.dir={sweep}"], tmp_path, score_cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(json.loads(p.read_text())["eps"] for p in sweep.glob("*/metrics.json")) == [0.25, 1.0]
+    assert len(list(sweep.glob("*/wandb/offline-run-*"))) == 2
+    assert {"summary.csv", "summary.md", "summary.png"} <= {p.name for p in sweep.iterdir()}
+    assert "best eps for samples" in (sweep / "summary.md").read_text()
+
+
+def test_submitit_local_launcher_runs_a_job(external_samples, cifar_root, score_cache, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install '.[slurm]'")
+    npz, sweep = external_samples / "gc_sngan_res.npz", tmp_path / "sweep"
+    args = [a for a in contract(npz, cifar_root, tmp_path / "unused", "logger=none", "metrics=none")
+            if not a.startswith(("hydra.", "metrics."))]
+    done = boost(["-m", "hydra/launcher=submitit_local", *args, f"hydra.sweep.dir={sweep}",
+                  "hydra.launcher.timeout_min=10"], tmp_path, score_cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (job,) = sweep.glob("*/metrics.json")
+    metrics = json.loads(job.read_text())
+    assert metrics["scored"].startswith("metrics=none") and "base/fid" not in metrics
+    assert read_npz(job.parent / "samples_boosted.npz")[0].shape == (8, 32, 32, 3)
