@@ -49,6 +49,15 @@ def check_properties(source: ImageSource, conditional: bool, size: int = 32) -> 
     assert not source.training  # generate() leaves the mode as it was (eval after build)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These models are tiny: one intra-op thread is faster, and much faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def properties() -> Callable[..., None]:
     return check_properties

@@ -10,7 +10,11 @@ from typing import Any, Callable
 
 from bigroc.generators.base import ImageSource
 from bigroc.generators.biggan import build_biggan
+from bigroc.generators.cgan import build_cgan
 from bigroc.generators.mimicry import build_mimicry
+from bigroc.generators.samples import build_samples
+from bigroc.generators.stylegan import build_stylegan2_ada
+from bigroc.generators.vae import build_vae
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,11 @@ GENERATORS: dict[str, Family] = {
     "biggan": Family(partial(build_biggan, name="biggan"), "BigGAN-PyTorch, CIFAR-10 recipe (G_ch=64)"),
     "diffaug_biggan": Family(partial(build_biggan, name="diffaug_biggan"),
                              "DiffAugment-BigGAN (data-efficient-gans), CIFAR-10 (G_ch=64)"),
+    "cgan": Family(partial(build_cgan, name="cgan"), "bigroc's class-conditional DCGAN (own design)"),
+    "stylegan2_ada": Family(partial(build_stylegan2_ada, name="stylegan2_ada"),
+                            "NVlabs StyleGAN2-ADA network pickle (full-pickle opt-in, needs repo_path)"),
+    "vae": Family(partial(build_vae, name="vae"), "bigroc's convolutional VAE, sampled through its decoder"),
+    "samples": Family(partial(build_samples, name="samples"), "stored images: an ADM-style .npz or a folder"),
 }
 
 _COMMON = ("name", "checkpoint", "random_init")

@@ -1,0 +1,180 @@
+"""Images made anywhere, boosted like a generator's: an ``.npz`` or a folder of images.
+
+- ``.npz`` in the ADM / guided-diffusion layout: ``arr_0`` uint8 (N, H, W, 3) RGB and,
+  optionally, integer labels (N,) under ``labels_key`` (``arr_1``). ``arr_0`` is read
+  once and kept as uint8; images become float only per batch.
+- a folder of ``.png``/``.jpg``/``.jpeg`` files, taken in name order, converted to RGB by
+  Pillow and read per batch.
+
+An explicit ``labels`` file (``.npy``, or text with one integer per line) gives or
+replaces the labels. With labels the source is conditional. ``generate`` ignores the
+seed: image ``i`` is the stored image ``i``.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bigroc.generators.base import ImageSource, as_indices
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+NPZ_FIX = "write arr_0 as uint8 (N, H, W, 3) RGB, the ADM sample layout"
+
+
+def _npy_header(npz: Path, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of ``key`` inside ``npz`` without reading the array."""
+    with zipfile.ZipFile(npz) as zf, zf.open(f"{key}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    return tuple(shape), np.dtype(dtype)
+
+
+def read_npz(path: Path, labels_key: str | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(``arr_0`` uint8 NHWC, labels or None) of an ADM-style sample file, checked."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = list(npz.files)
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as err:
+        raise ValueError(f"{path} is not a readable .npz file ({type(err).__name__}); generator.path takes an "
+                         f".npz (ADM layout) or a folder of PNG/JPG images") from None
+    if "arr_0" not in keys:
+        raise ValueError(f"{path} has no arr_0 (keys: {', '.join(keys)}); {NPZ_FIX}")
+    shape, dtype = _npy_header(path, "arr_0")
+    if dtype != np.uint8:
+        raise ValueError(f"{path}: arr_0 is {dtype}, not uint8; {NPZ_FIX} (quantise: round(x * 255))")
+    if len(shape) != 4 or shape[3] != 3:
+        raise ValueError(f"{path}: arr_0 has shape {shape}, not (N, H, W, 3); {NPZ_FIX} (NHWC, not NCHW)")
+    with np.load(path, allow_pickle=False) as npz:
+        images = npz["arr_0"]
+        labels = npz[labels_key] if labels_key and labels_key in keys else None
+    return images, labels
+
+
+def image_files(folder: Path) -> tuple[list[Path], tuple[int, int]]:
+    """The folder's image files in name order, and their common (width, height)."""
+    from PIL import Image
+
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name)
+    if not files:
+        raise ValueError(f"{folder} holds no .png/.jpg/.jpeg images; generator.path takes such a folder or an .npz")
+    sizes = {}
+    for f in files:
+        with Image.open(f) as im:
+            sizes.setdefault(im.size, f)
+        if len(sizes) > 1:
+            (size0, f0), (size1, f1) = sizes.items()
+            raise ValueError(f"{folder}: images differ in size ({f0.name} is {size0[0]}x{size0[1]}, {f1.name} is "
+                             f"{size1[0]}x{size1[1]}); resize them to one size first")
+    return files, next(iter(sizes))
+
+
+def read_labels(path: Path) -> np.ndarray:
+    """Labels from ``.npy`` or a text file with one integer per line."""
+    if not path.is_file():
+        raise ValueError(f"labels file {path} does not exist (generator.labels)")
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    values = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                values.append(int(line.strip()))
+            except ValueError:
+                raise ValueError(f"{path}, line {n}: {line.strip()!r} is not an integer label") from None
+    return np.asarray(values, dtype=np.int64)
+
+
+def check_labels(labels: np.ndarray, count: int, num_classes: int, where: str) -> np.ndarray:
+    """Labels as int64 (N,), after checking length, dtype and range [0, num_classes)."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise ValueError(f"{where}: labels are {labels.dtype}, not integers")
+    labels = labels.reshape(-1) if labels.ndim == 2 and 1 in labels.shape else labels
+    if labels.ndim != 1 or len(labels) != count:
+        raise ValueError(f"{where}: {labels.shape[0] if labels.ndim else 0} labels of shape {labels.shape} for "
+                         f"{count} images; give one integer label per image")
+    if count and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"{where}: labels span [{labels.min()}, {labels.max()}], outside [0, {num_classes}); "
+                         f"check generator.num_classes={num_classes}")
+    return labels.astype(np.int64)
+
+
+class SampleSource(ImageSource):
+    """Stored images (and labels) behind the :class:`ImageSource` interface.
+
+    Args:
+        path: an ``.npz`` (``arr_0`` uint8 NHWC RGB) or a folder of PNG/JPG files.
+        labels: optional labels file (``.npy`` or one integer per line); wins over the npz's.
+        num_classes: classes of the dataset; labels must lie in [0, num_classes).
+        labels_key: the npz key holding labels (``arr_1``); None ignores the npz's labels.
+    """
+
+    def __init__(self, path: str | os.PathLike, labels: str | os.PathLike | None = None, num_classes: int = 10,
+                 labels_key: str | None = "arr_1") -> None:
+        super().__init__()
+        self.path, self.num_classes = Path(path).expanduser(), int(num_classes)
+        self._array: np.ndarray | None = None
+        self._files: list[Path] = []
+        if not self.path.exists():
+            raise ValueError(f"samples path {self.path} does not exist; set generator.path to an .npz (arr_0 uint8 "
+                             "N,H,W,3) or a folder of PNG/JPG images")
+        if self.path.is_dir():
+            self._files, (width, height) = image_files(self.path)
+            stored, count = None, len(self._files)
+        else:
+            self._array, stored = read_npz(self.path, labels_key)
+            count, height = self._array.shape[0], self._array.shape[1]
+            if count == 0:
+                raise ValueError(f"{self.path}: arr_0 holds no images")
+        self.count, self.image_size = int(count), int(height)
+        if labels is not None:
+            stored, where = read_labels(Path(labels).expanduser()), str(labels)
+        else:
+            where = f"{self.path} ({labels_key})"
+        self._labels = None if stored is None else check_labels(stored, self.count, self.num_classes, where)
+        self.conditional = self._labels is not None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def _pixels(self, idx: list[int]) -> np.ndarray:
+        if self._array is not None:
+            return self._array[idx]
+        from PIL import Image
+
+        out = []
+        for i in idx:
+            with Image.open(self._files[i]) as im:
+                out.append(np.asarray(im.convert("RGB")))
+        return np.stack(out)
+
+    @torch.no_grad()
+    def generate(self, indices: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Stored images ``indices`` (``seed`` is ignored), float NCHW in [0, 1]."""
+        idx = as_indices(indices)
+        if len(idx) and (int(idx.min()) < 0 or int(idx.max()) >= self.count):
+            bad = int(idx.max()) if int(idx.max()) >= self.count else int(idx.min())
+            raise IndexError(f"sample index {bad} is out of range: {self.path} holds {self.count} images "
+                             f"(ask for at most {self.count} samples)")
+        pixels = torch.from_numpy(np.ascontiguousarray(self._pixels(idx.tolist())))
+        x = pixels.to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        y = None if self._labels is None else torch.from_numpy(self._labels[idx.numpy()]).to(self.device)
+        return x, y
+
+
+def build_samples(name: str, checkpoint: str | None = None, random_init: bool = False, *,
+                  path: str | None = None, labels: str | None = None, num_classes: int = 10,
+                  labels_key: str | None = "arr_1") -> SampleSource:
+    """A :class:`SampleSource`; ``samples`` reads ``generator.path``, never a checkpoint."""
+    if checkpoint is not None or random_init:
+        raise ValueError("generator 'samples' reads generator.path (an .npz or an image folder); it takes no "
+                         "generator.checkpoint or generator.random_init")
+    if path is None:
+        raise ValueError("generator 'samples' needs generator.path=PATH (an .npz or a folder of PNG/JPG images)")
+    return SampleSource(path, labels=labels, num_classes=num_classes, labels_key=labels_key)
