@@ -29,7 +29,7 @@ def main(cfg: DictConfig) -> None:
     from bigroc.io import ChunkStore
     from bigroc.lit.boost import Boost
     from bigroc.loggers import finish_loggers, log_run
-    from bigroc.run_state import check_run_dir, run_settings
+    from bigroc.run_state import check_run_dir, record_settings, run_settings
     from bigroc.scoring import prepare_scoring
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -47,6 +47,7 @@ def main(cfg: DictConfig) -> None:
                                        cfg.data.root, download=cfg.data.download)
     if scoring is None:
         print(why_not)
+    record_settings(out_dir, settings)
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(cfg.trainer, logger=logger)

@@ -35,8 +35,8 @@ def run_settings(cfg: DictConfig) -> dict[str, Any]:
 def check_run_dir(out_dir: Path, settings: dict[str, Any]) -> str:
     """``"done"`` if ``out_dir`` holds this run's finished results, else ``"go"``.
 
-    Records ``settings`` beside the resumable chunks; finding chunks of other settings
-    there is an error (resuming them would mix two runs), and nothing is deleted.
+    Finding unfinished chunks of other settings there is an error (resuming them would
+    mix two runs); nothing is deleted or written.
     """
     settings = json.loads(json.dumps(settings))  # the form they take on disk
     metrics = out_dir / "metrics.json"
@@ -52,7 +52,11 @@ def check_run_dir(out_dir: Path, settings: dict[str, Any]) -> str:
             raise ValueError(f"{out_dir} holds the unfinished batches of a run with other settings "
                              f"({', '.join(changed)} differ); choose another hydra.run.dir or delete "
                              f"{path.parent}")
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(settings, indent=2)))
     return "go"
+
+
+def record_settings(out_dir: Path, settings: dict[str, Any]) -> None:
+    """Write ``settings`` beside the chunks, for :func:`check_run_dir` of a restart."""
+    path = out_dir / ".chunks" / SETTINGS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(settings, indent=2)))

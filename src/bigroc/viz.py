@@ -65,9 +65,10 @@ def _pyplot():
 
 def save_label_histograms(path: str | os.PathLike, histograms: Mapping[str, Sequence[int]],
                           class_names: Sequence[str] | None = None, title: str = "") -> Path:
-    """Grouped bars: labels per class under each labelling (e.g. no debiasing, mean, balanced)."""
+    """Grouped bars: each labelling's share of images per class (e.g. no debiasing, mean,
+    balanced); shares, so sets of different sizes compare. The dashed line is uniform."""
     plt = _pyplot()
-    counts = {k: np.asarray(v) for k, v in histograms.items()}
+    counts = {k: np.asarray(v, dtype=float) / max(sum(v), 1) for k, v in histograms.items()}
     num_classes = len(next(iter(counts.values())))
     names = list(class_names) if class_names and len(class_names) == num_classes else [
         str(c) for c in range(num_classes)]
@@ -75,9 +76,9 @@ def save_label_histograms(path: str | os.PathLike, histograms: Mapping[str, Sequ
     width = 0.8 / len(counts)
     for j, (label, c) in enumerate(counts.items()):
         ax.bar(np.arange(num_classes) + (j - (len(counts) - 1) / 2) * width, c, width, label=label)
-    ax.axhline(sum(next(iter(counts.values()))) / num_classes, color="k", lw=0.8, ls="--")
+    ax.axhline(1 / num_classes, color="k", lw=0.8, ls="--")
     ax.set_xticks(np.arange(num_classes), names, rotation=45, ha="right")
-    ax.set_ylabel("images")
+    ax.set_ylabel("share of images")
     ax.set_title(title or "label histogram")
     ax.legend(fontsize=8)
     return _save_figure(fig, path)

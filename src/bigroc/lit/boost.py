@@ -151,8 +151,16 @@ class Boost(L.LightningModule):
                 self._score(stage, u8, indices.to(self.device))
         diff = (images[keys.BOOSTED].float() - images[keys.BASE].float()) / 255
         self.delta_norm.update(diff.flatten(1).norm(dim=1))
-        if self.grid is None and self.global_rank == 0:
-            self.grid = (images[keys.BASE][: self.grid_size].cpu(), images[keys.BOOSTED][: self.grid_size].cpu())
+        self._keep_for_grid(images)
+
+    def _keep_for_grid(self, images: dict[str, torch.Tensor]) -> None:
+        """The first ``grid_size`` images of rank 0, for the before/after grid."""
+        have = 0 if self.grid is None else len(self.grid[0])
+        if self.global_rank != 0 or have >= self.grid_size:
+            return
+        new = [images[s][: self.grid_size - have].cpu() for s in (keys.BASE, keys.BOOSTED)]
+        self.grid = tuple(new) if self.grid is None else tuple(
+            torch.cat([old, n]) for old, n in zip(self.grid, new))
 
     @torch.no_grad()
     def _score(self, stage: str, u8: torch.Tensor, indices: torch.Tensor) -> None:

@@ -1,0 +1,94 @@
+"""The Boost LightningModule on stored samples with a tiny classifier (no Inception here:
+scoring runs through the command-line tests)."""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from bigroc.attacks import AttackSpec
+from bigroc.data import GeneratedDataModule
+from bigroc.generators import build_generator
+from bigroc.io import ChunkStore
+from bigroc.lit.boost import Boost
+from bigroc.models import build_classifier
+
+
+def samples(tmp_path, n=10, labels=True, num_classes=10):
+    g = np.random.default_rng(0)
+    arrays = {"arr_0": g.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)}
+    if labels:
+        arrays["arr_1"] = np.arange(n) % num_classes
+    np.savez(tmp_path / "s.npz", **arrays)
+    return build_generator("samples", path=str(tmp_path / "s.npz"), num_classes=num_classes)
+
+
+def run(module, n=10, batch_size=4):
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, inference_mode=False,
+                        use_distributed_sampler=False, enable_model_summary=False)
+    trainer.test(module, datamodule=GeneratedDataModule(n, batch_size), verbose=False)
+    return module.final
+
+
+ATTACK = AttackSpec(eps=0.5, steps=3)
+
+
+def test_conditional_source_keeps_its_labels_and_raises_target_probability(tiny_classifier, tmp_path):
+    module = Boost(samples(tmp_path), tiny_classifier, ATTACK, grid_size=6)
+    final = run(module)
+    assert final["labels/histogram"] == [1] * 10
+    assert final["boosted/target_prob"] > final["base/target_prob"]
+    assert 0 < final["boosted/delta_l2"] <= 0.5 + 0.05  # quantisation adds a little
+    assert module.calibration == {}  # nothing to calibrate: labels come with the images
+    base, boosted = module.grid
+    assert base.shape == boosted.shape == (6, 3, 32, 32) and base.dtype == torch.uint8
+
+
+def test_unconditional_source_calibrates_each_debiasing(tiny_classifier, tmp_path):
+    module = Boost(samples(tmp_path, labels=False), tiny_classifier, ATTACK, debias="balanced",
+                   calibration_samples=8)
+    final = run(module)
+    assert set(module.calibration) == {"none", "mean", "balanced"}
+    assert all(sum(h) == 8 for h in module.calibration.values())
+    assert sum(final["labels/histogram"]) == 10
+    assert module.logit_shift.shape == (10,)
+
+
+def test_predicted_labels_on_a_conditional_source(tiny_classifier, tmp_path):
+    module = Boost(samples(tmp_path), tiny_classifier, ATTACK, labels="predicted", debias="none")
+    run(module)
+    assert module.calibration and torch.equal(module.logit_shift, torch.zeros(10))
+
+
+def test_finished_chunks_are_read_back_not_recomputed(tiny_classifier, tmp_path):
+    store = ChunkStore(tmp_path / "chunks")
+    first = run(Boost(samples(tmp_path), tiny_classifier, ATTACK, chunks=store))
+    assert len(store.chunks()) == 3
+
+    class Refuses(torch.nn.Module):  # any boosting attempt would fail
+        num_classes = 10
+
+        def forward(self, x):
+            raise AssertionError("recomputed a finished batch")
+
+    module = Boost(samples(tmp_path), tiny_classifier, ATTACK, chunks=store)
+    module._boost_batch = Refuses()
+    assert run(module) == first
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"labels": "generator"}, "labels=generator needs a conditional source"),
+    ({"labels": "oracle"}, "labels must be one of"),
+    ({"debias": "median"}, "debias must be one of"),
+])
+def test_bad_settings(tiny_classifier, tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Boost(samples(tmp_path, labels=False), tiny_classifier, ATTACK, **kwargs)
+
+
+def test_class_count_mismatch_names_both(tmp_path):
+    classifier = build_classifier("resnet18", num_classes=100, width=0.125)
+    with pytest.raises(ValueError, match="predicts 100 classes but the generator's data has 10"):
+        Boost(samples(tmp_path), classifier, ATTACK)
