@@ -104,3 +104,12 @@ def test_mimicry_checkpoint_is_not_a_biggan(tmp_path):
 def test_no_weights():
     with pytest.raises(ValueError, match="generator 'diffaug_biggan' has no weights.*G.pth or G_ema.pth"):
         build_generator("diffaug_biggan")
+
+
+def test_shared_dim_zero_means_dim_z(tmp_path):
+    torch.save(BigGAN32(ch=2, shared=True).state_dict(), tmp_path / "G.pth")
+    for shared_dim in (0, 128):  # both mean a 128-wide shared embedding
+        build_generator("biggan", checkpoint=str(tmp_path / "G.pth"), ch=2, shared=True, shared_dim=shared_dim)
+    torch.save(BigGAN32(ch=2, shared=True, shared_dim=32).state_dict(), tmp_path / "G32.pth")
+    with pytest.raises(ValueError, match="shared_dim=32, but generator.shared_dim=128"):
+        build_generator("biggan", checkpoint=str(tmp_path / "G32.pth"), ch=2, shared=True)

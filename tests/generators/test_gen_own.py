@@ -119,3 +119,10 @@ def test_no_weights():
         build_generator("vae")
     with pytest.raises(ValueError, match="generator 'cgan' has no weights"):
         build_generator("cgan")
+
+
+def test_vae_refuses_another_bigroc_export(tmp_path):
+    save_vae(VAE(latent_dim=8, ch=4), tmp_path / "w.safetensors")
+    (tmp_path / "w.json").write_text(json.dumps({"format": "bigroc-classifier"}))
+    with pytest.raises(ValueError, match="is a bigroc-classifier file, not a bigroc VAE"):
+        build_generator("vae", checkpoint=str(tmp_path / "w.safetensors"), ch=4, latent_dim=8)

@@ -86,15 +86,15 @@ def test_calls_g_ema_as_published(checkout):
     idx = torch.tensor([3, 12, 25])
     x, y = gen.generate(idx, seed=4)
     call = gen.G.calls[-1]
-    assert call["noise_mode"] == "const" and call["psi"] == 0.7 and "force_fp32" not in call
+    assert call["noise_mode"] == "const" and call["psi"] == 0.7 and call["force_fp32"] is True
     assert torch.equal(call["c"], torch.nn.functional.one_hot(idx % 10, 10).float())
     with torch.no_grad():
         expected = G(gen.latents(idx, 4), call["c"], truncation_psi=0.7, noise_mode="const")
     torch.testing.assert_close(x, ((expected + 1) / 2).clamp(0, 1))
     assert torch.equal(y, idx % 10)
-    fp32 = build_generator("stylegan2_ada", checkpoint=str(path), repo_path=str(repo), force_fp32=True)
-    fp32.generate(idx, seed=0)
-    assert fp32.G.calls[-1]["force_fp32"] is True
+    native = build_generator("stylegan2_ada", checkpoint=str(path), repo_path=str(repo), force_fp32=False)
+    native.generate(idx, seed=0)
+    assert "force_fp32" not in native.G.calls[-1]
 
 
 @pytest.mark.parametrize("repo_path", [None, "missing"])

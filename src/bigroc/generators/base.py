@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-MAX_INDEX = 2**32  # latents are seeded by (seed << 32) | index
+MAX_INDEX = 2**32  # latents are keyed by (seed << 32) | index
 MAX_SEED = 2**32
 
 

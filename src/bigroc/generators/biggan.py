@@ -170,7 +170,7 @@ class BigGAN32(Generator):
 BIGGAN_FORMAT = "a BigGAN-PyTorch G.pth or G_ema.pth (a plain state dict of Generator(resolution=32))"
 
 
-def implied_settings(state: dict[str, torch.Tensor], dim_z: int) -> dict[str, object]:
+def implied_settings(state: dict[str, torch.Tensor]) -> dict[str, object]:
     """``ch``, ``num_classes``, ``shared``, ``shared_dim``, ``hier``, ``dim_z`` of a G state dict."""
     conv = state.get("blocks.0.0.conv1.weight")
     gain = state.get("blocks.0.0.bn1.gain.weight")
@@ -181,9 +181,7 @@ def implied_settings(state: dict[str, torch.Tensor], dim_z: int) -> dict[str, ob
     if found["shared"]:
         num_classes, shared_dim = state["shared.weight"].shape
         z_chunk = int(gain.shape[1]) - int(shared_dim)
-        found.update(num_classes=int(num_classes), hier=z_chunk > 0)
-        # shared_dim 0 means "dim_z"; report it as 0 when it equals the configured dim_z
-        found["shared_dim"] = 0 if int(shared_dim) == dim_z else int(shared_dim)
+        found.update(num_classes=int(num_classes), hier=z_chunk > 0, shared_dim=int(shared_dim))
         found["dim_z"] = linear_in * (BigGAN32.NUM_BLOCKS + 1) if z_chunk > 0 else linear_in
     else:
         found.update(num_classes=int(gain.shape[0]), hier=False, dim_z=linear_in)
@@ -207,9 +205,9 @@ def build_biggan(name: str, checkpoint: str | None = None, random_init: bool = F
     if checkpoint is not None:
         state, _ = read_weights(checkpoint, name, BIGGAN_FORMAT)
         _check_layout(state, checkpoint)
-        found = implied_settings(state, int(dim_z))
+        found = implied_settings(state)
         configured = dict(ch=ch, num_classes=num_classes, shared=shared, hier=hier, dim_z=dim_z,
-                          shared_dim=shared_dim)
+                          shared_dim=shared_dim if shared_dim > 0 else dim_z)  # 0 means dim_z
         for key, value in found.items():
             check_setting(name, key, configured[key], value, checkpoint)
     model = BigGAN32(ch=ch, dim_z=dim_z, num_classes=num_classes, shared=shared, shared_dim=shared_dim,

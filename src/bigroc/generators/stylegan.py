@@ -6,9 +6,9 @@ the user's own checkout of stylegan2-ada-pytorch (``generator.repo_path``) with 
 ``legacy.load_network_pkl``. Unpickling runs code from the file: choose this family only
 for snapshots you trust. Nothing else in bigroc reads pickles this way.
 
-The wrapper uses ``G_ema``: ``G(z, c, truncation_psi=..., noise_mode='const')`` with
-``z`` of ``G.z_dim`` and, for a conditional network (``G.c_dim > 0``), one-hot labels
-``c`` of ``index % c_dim``. Output range [-1, 1].
+The wrapper uses ``G_ema``: ``G(z, c, truncation_psi=..., noise_mode='const',
+force_fp32=True)`` with ``z`` of ``G.z_dim`` and, for a conditional network
+(``G.c_dim > 0``), one-hot labels ``c`` of ``index % c_dim``. Output range [-1, 1].
 """
 
 from __future__ import annotations
@@ -53,12 +53,14 @@ class StyleGAN2ADA(Generator):
             ``img_channels``, ``forward(z, c, truncation_psi, noise_mode)``).
         truncation_psi: 1.0 is no truncation.
         num_classes: dataset classes; must equal ``G.c_dim`` for a conditional network.
-        force_fp32: pass ``force_fp32=True`` to ``G`` (its fp16 layers run in fp32, e.g. on
-            a CPU); otherwise the network's own precision settings apply.
+        force_fp32: pass ``force_fp32=True`` to ``G``: its fp16 layers (NVlabs' configs use
+            them for the 4 highest resolutions) run in fp32, so image ``i`` does not depend
+            on its batch (in fp16 it varies by ~1e-3 with the batch size). False keeps
+            the network's own precision (faster on GPUs).
     """
 
     def __init__(self, G: nn.Module, truncation_psi: float = 1.0, num_classes: int = 10,
-                 force_fp32: bool = False) -> None:
+                 force_fp32: bool = True) -> None:
         super().__init__()
         if int(G.img_channels) != 3:
             raise ValueError(f"StyleGAN2-ADA network has {G.img_channels} image channels; bigroc needs RGB (3)")
@@ -86,7 +88,7 @@ class StyleGAN2ADA(Generator):
 
 def build_stylegan2_ada(name: str, checkpoint: str | None = None, random_init: bool = False, *,
                         repo_path: str | None = None, truncation_psi: float = 1.0,
-                        num_classes: int = 10, force_fp32: bool = False) -> StyleGAN2ADA:
+                        num_classes: int = 10, force_fp32: bool = True) -> StyleGAN2ADA:
     """``G_ema`` of an NVlabs network pickle, unpickled through the user's checkout."""
     if random_init:
         raise ValueError("generator 'stylegan2_ada' has no random_init: it only wraps a trained network "

@@ -136,7 +136,9 @@ def build_vae(name: str, checkpoint: str | None = None, random_init: bool = Fals
     check_weights_choice(name, checkpoint, random_init, VAE_FORMAT)
     state = None
     if checkpoint is not None:
-        state, _ = read_weights(checkpoint, name, VAE_FORMAT)
+        state, meta = read_weights(checkpoint, name, VAE_FORMAT)
+        if meta.get("format", SIDECAR_FORMAT) != SIDECAR_FORMAT:
+            raise ValueError(f"{checkpoint} is a {meta['format']} file, not {VAE_FORMAT}")
         state = {k.removeprefix("vae."): v for k, v in state.items()}  # a VAEGenerator's own dict
         if "fc_mu.weight" in state and "encoder.0.weight" in state:
             check_setting(name, "latent_dim", latent_dim, int(state["fc_mu.weight"].shape[0]), checkpoint)

@@ -74,7 +74,10 @@ def read_weights(path: str | os.PathLike, name: str, expected: str) -> tuple[Sta
         except Exception as err:  # truncated or foreign file
             raise ValueError(f"{path} is not a readable safetensors file: {err}") from None
         side = path.with_suffix(".json")
-        meta = json.loads(side.read_text()) if side.is_file() else {}
+        try:
+            meta = json.loads(side.read_text()) if side.is_file() else {}
+        except json.JSONDecodeError as err:
+            raise ValueError(f"sidecar {side} is not valid JSON: {err}") from None
         return state, meta
     with open(path, "rb") as f:
         head = f.read(2)
