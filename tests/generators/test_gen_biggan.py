@@ -7,6 +7,13 @@ import torch
 
 from bigroc.generators import build_generator
 from bigroc.generators.biggan import BigGAN32
+from generator_checks import check_properties, single_thread, warm_norms, z_and_y
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with single_thread():
+        yield
 
 
 def biggan_keys(num_blocks: int = 3) -> set[str]:
@@ -23,14 +30,14 @@ def biggan_keys(num_blocks: int = 3) -> set[str]:
 
 
 @pytest.mark.parametrize("name", ["biggan", "diffaug_biggan"])
-def test_properties(name, properties):
-    properties(build_generator(name, random_init=True, ch=2), conditional=True)
+def test_properties(name):
+    check_properties(build_generator(name, random_init=True, ch=2), conditional=True)
 
 
-def test_properties_shared_hierarchical(properties):
+def test_properties_shared_hierarchical():
     gen = build_generator("biggan", random_init=True, ch=2, shared=True, hier=True)
     assert gen.latent_dim == 128 and gen.z_chunk == 32
-    properties(gen, conditional=True)
+    check_properties(gen, conditional=True)
 
 
 def test_cifar_layout_at_full_width():
@@ -56,13 +63,13 @@ def test_shared_layout():
 
 
 @pytest.mark.parametrize("name, shared", [("biggan", False), ("diffaug_biggan", False), ("biggan", True)])
-def test_loads_plain_state_dict(name, shared, tmp_path, warm, z_and_y):
+def test_loads_plain_state_dict(name, shared, tmp_path):
     torch.manual_seed(0)
-    source = warm(BigGAN32(ch=2, shared=shared)).eval()
+    source = warm_norms(BigGAN32(ch=2, shared=shared)).eval()
     path = tmp_path / "G_ema.pth"
     torch.save(source.state_dict(), path)
     loaded = build_generator(name, checkpoint=str(path), ch=2, shared=shared)
-    z, y = z_and_y
+    z, y = z_and_y()
     with torch.no_grad():
         assert torch.equal(loaded(z, y), source(z, y))
     assert torch.equal(loaded.generate(torch.arange(5), 1)[0], source.generate(torch.arange(5), 1)[0])

@@ -13,6 +13,14 @@ from omegaconf import OmegaConf
 
 from bigroc.generators import GENERATORS, ImageSource
 from bigroc.generators.registry import family_keys
+from generator_checks import single_thread
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with single_thread():
+        yield
+
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 OPTIONS = sorted(p.stem for p in (CONF / "generator").glob("*.yaml"))
@@ -38,7 +46,7 @@ def test_config_keys_belong_to_the_family(option):
 
 
 @pytest.mark.parametrize("option", sorted(set(OPTIONS) - {"samples", "stylegan2_ada"}))
-def test_latent_config_instantiates(option, properties):
+def test_latent_config_instantiates(option):
     keys = family_keys(option)
     tiny = [f"{k}={v}" for k, v in TINY.items() if k in keys]
     cfg = compose_generator(option, ["random_init=true", *tiny])

@@ -7,6 +7,14 @@ import torch
 
 from bigroc.generators import build_generator
 from bigroc.generators.mimicry import MimicryGenerator32
+from generator_checks import check_properties, single_thread, warm_norms, z_and_y
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with single_thread():
+        yield
+
 
 UNCONDITIONAL = ["dcgan", "wgan_gp", "sngan", "ssgan", "infomax_gan"]
 ALL = UNCONDITIONAL + ["cgan_pd"]
@@ -35,8 +43,8 @@ def netg_file(tmp_path, model: torch.nn.Module, name: str = "netG_100000_steps.p
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_properties(name, properties):
-    properties(build_generator(name, random_init=True, ngf=8), conditional=name == "cgan_pd")
+def test_properties(name):
+    check_properties(build_generator(name, random_init=True, ngf=8), conditional=name == "cgan_pd")
 
 
 @pytest.mark.parametrize("conditional", [False, True])
@@ -56,13 +64,13 @@ def test_layout_matches_mimicry_at_full_width(conditional):
 
 
 @pytest.mark.parametrize("name", ["sngan", "cgan_pd"])
-def test_loads_netg_checkpoint(name, tmp_path, warm, z_and_y):
+def test_loads_netg_checkpoint(name, tmp_path):
     torch.manual_seed(0)
-    source = warm(MimicryGenerator32(ngf=8, conditional=name == "cgan_pd"))
+    source = warm_norms(MimicryGenerator32(ngf=8, conditional=name == "cgan_pd"))
     path = netg_file(tmp_path, source)
     loaded = build_generator(name, checkpoint=str(path), ngf=8)
     source.eval()
-    z, y = z_and_y
+    z, y = z_and_y()
     with torch.no_grad():
         assert torch.equal(loaded(z, y), source(z, y))
     x, y_gen = loaded.generate(torch.arange(12), seed=3)

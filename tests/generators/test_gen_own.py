@@ -10,12 +10,19 @@ import torch
 from bigroc.generators import build_generator
 from bigroc.generators.cgan import CGAN32
 from bigroc.generators.vae import VAE, save_vae, vae_loss
+from generator_checks import check_properties, single_thread, warm_norms, z_and_y
 
 
-def test_cgan_properties(properties):
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with single_thread():
+        yield
+
+
+def test_cgan_properties():
     gen = build_generator("cgan", random_init=True, ngf=4)
     assert gen.latent_dim == 100 and gen.output_range == (-1.0, 1.0)
-    properties(gen, conditional=True)
+    check_properties(gen, conditional=True)
 
 
 def test_cgan_labels_change_the_image():
@@ -26,14 +33,14 @@ def test_cgan_labels_change_the_image():
     assert not torch.allclose(x[0], x[1])
 
 
-def test_cgan_round_trip_torch_state_dict(tmp_path, warm, z_and_y):
+def test_cgan_round_trip_torch_state_dict(tmp_path):
     torch.manual_seed(0)
-    source = warm(CGAN32(ngf=4)).eval()
+    source = warm_norms(CGAN32(ngf=4)).eval()
     torch.save({"state_dict": source.state_dict()}, tmp_path / "cgan.pt")
     loaded = build_generator("cgan", checkpoint=str(tmp_path / "cgan.pt"), ngf=4)
     z = torch.randn(4, 100)
     with torch.no_grad():
-        assert torch.equal(loaded(z, z_and_y[1]), source(z, z_and_y[1]))
+        assert torch.equal(loaded(z, z_and_y()[1]), source(z, z_and_y()[1]))
 
 
 def test_cgan_mismatch_names_the_key(tmp_path):
@@ -42,10 +49,10 @@ def test_cgan_mismatch_names_the_key(tmp_path):
         build_generator("cgan", checkpoint=str(tmp_path / "cgan.pt"), ngf=4)
 
 
-def test_vae_properties(properties):
+def test_vae_properties():
     gen = build_generator("vae", random_init=True, ch=4, latent_dim=8)
     assert gen.latent_dim == 8 and gen.output_range == (0.0, 1.0) and gen.labels(torch.arange(3)) is None
-    properties(gen, conditional=False)
+    check_properties(gen, conditional=False)
 
 
 def test_vae_pieces():
@@ -91,9 +98,9 @@ def test_vae_loss_trains():
     assert losses[-1] < losses[0]
 
 
-def test_vae_safetensors_round_trip(tmp_path, warm):
+def test_vae_safetensors_round_trip(tmp_path):
     torch.manual_seed(0)
-    vae = warm(VAE(latent_dim=8, ch=4)).eval()
+    vae = warm_norms(VAE(latent_dim=8, ch=4)).eval()
     side = save_vae(vae, tmp_path / "vae.safetensors", epochs=3)
     meta = json.loads(side.read_text())
     assert meta == {"format": "bigroc-vae", "latent_dim": 8, "ch": 4, "epochs": 3}

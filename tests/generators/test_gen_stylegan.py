@@ -17,6 +17,14 @@ import pytest
 import torch
 
 from bigroc.generators import build_generator
+from generator_checks import check_properties, single_thread
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    with single_thread():
+        yield
+
 
 NETWORKS = textwrap.dedent('''
     import torch
@@ -71,12 +79,12 @@ def checkout(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("c_dim", [0, 10])
-def test_properties(c_dim, checkout, properties):
+def test_properties(c_dim, checkout):
     repo, snapshot = checkout
     path, _ = snapshot(c_dim)
     gen = build_generator("stylegan2_ada", checkpoint=str(path), repo_path=str(repo))
     assert gen.latent_dim == 16 and gen.image_size == 32 and gen.output_range == (-1.0, 1.0)
-    properties(gen, conditional=c_dim > 0)
+    check_properties(gen, conditional=c_dim > 0)
 
 
 def test_calls_g_ema_as_published(checkout):

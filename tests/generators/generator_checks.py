@@ -1,11 +1,14 @@
-"""Shared checks for image sources: the properties every generator must have."""
+"""Shared checks for image sources: the properties every generator must have.
+
+A helper module rather than a conftest.py, so that it never shadows another folder's
+``conftest`` module; test modules import what they use.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Callable
+from contextlib import contextmanager
+from typing import Iterator
 
-import pytest
 import torch
 
 from bigroc.generators import ImageSource
@@ -49,36 +52,20 @@ def check_properties(source: ImageSource, conditional: bool, size: int = 32) -> 
     assert not source.training  # generate() leaves the mode as it was (eval after build)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one intra-op thread is faster, and much faster on a busy machine."""
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """One intra-op thread: faster for these tiny models, much faster on a busy machine."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
-@pytest.fixture
-def properties() -> Callable[..., None]:
-    return check_properties
-
-
-@pytest.fixture
-def warm() -> Callable[..., torch.nn.Module]:
-    return warm_norms
-
-
-@pytest.fixture
 def z_and_y() -> tuple[torch.Tensor, torch.Tensor]:
+    """Four fixed latents of size 128 and labels."""
     g = torch.Generator().manual_seed(11)
     return torch.randn(4, 128, generator=g), torch.tensor([0, 3, 7, 9])
-
-
-def save_as(path: Path, obj: object) -> Path:
-    torch.save(obj, path)
-    return path
-
-
-@pytest.fixture
-def save() -> Callable[[Path, object], Path]:
-    return save_as
