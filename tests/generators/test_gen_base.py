@@ -97,3 +97,8 @@ def test_registry_holds_every_family():
                 "diffaug_biggan", "stylegan2_ada", "vae", "samples"}
     assert set(GENERATORS) == expected
     assert issubclass(Generator, ImageSource)
+
+
+def test_conditioning_is_not_a_config_key():
+    with pytest.raises(ValueError, match="has no key"):
+        build_generator("sngan", random_init=True, conditional=True)

@@ -44,7 +44,7 @@ GENERATORS: dict[str, Family] = {
     "samples": Family(partial(build_samples, name="samples"), "stored images: an ADM-style .npz or a folder"),
 }
 
-_COMMON = ("name", "checkpoint", "random_init")
+_COMMON = ("name", "checkpoint", "random_init", "conditional")  # conditional: fixed per family
 
 
 def family_keys(name: str) -> list[str]:
