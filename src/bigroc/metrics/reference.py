@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from bigroc.io import atomic_write
 from bigroc.metrics.features import build_feature_extractor, describe_backend, resolve_backend
-from bigroc.metrics.maths import moments_from_sums
+from bigroc.metrics.maths import moments_from_sums, psd_factor
 
 CACHE_FORMAT = 1
 DATASETS = ("cifar10",)
@@ -37,6 +37,13 @@ class ReferenceStats:
     features: Tensor
     num_samples: int
     key: dict = field(default_factory=dict)
+    _sigma_factor: Tensor | None = field(default=None, init=False, repr=False, compare=False)
+
+    def sigma_factor(self) -> Tensor:
+        """F with F F^T = ``sigma`` (:func:`~bigroc.metrics.maths.psd_factor`), computed once for FID."""
+        if self._sigma_factor is None:
+            self._sigma_factor = psd_factor(self.sigma)
+        return self._sigma_factor
 
     @classmethod
     def from_features(cls, features: Tensor, max_features: int = 10000, key: dict | None = None) -> ReferenceStats:
@@ -75,25 +82,19 @@ def _load(path: Path, key: dict) -> ReferenceStats:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         stats = ReferenceStats(blob["mu"], blob["sigma"], blob["features"], int(blob["num_samples"]), blob["key"])
-    except Exception as err:  # any unreadable or foreign file gets the same advice
-        raise RuntimeError(f"reference cache {path} is unreadable or not a bigroc reference file ({err}); {hint}") from None
+    except Exception as err:  # any unreadable or foreign file gets the same advice; details stay chained
+        raise RuntimeError(f"reference cache {path} is unreadable or not a bigroc reference file; {hint}") from err
     if stats.key != key:
         raise RuntimeError(f"reference cache {path} holds {stats.key}, expected {key}; {hint}")
     return stats
 
 
 def _save(stats: ReferenceStats, path: Path) -> None:
-    """Write to a temporary file beside ``path`` and rename it: readers see all or nothing."""
+    """Write through a temporary file and a rename: readers see all of the file or none."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            blob = {"mu": stats.mu, "sigma": stats.sigma, "features": stats.features}
-            torch.save({**blob, "num_samples": stats.num_samples, "key": stats.key}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    blob = {"mu": stats.mu, "sigma": stats.sigma, "features": stats.features,
+            "num_samples": stats.num_samples, "key": stats.key}
+    atomic_write(path, lambda tmp: torch.save(blob, tmp))
 
 
 def _progress(enabled: bool):

@@ -16,6 +16,12 @@ from bigroc.metrics.reference import ReferenceStats
 IS_SPLITS = 10
 
 
+def _cat(state: Tensor | list[Tensor], empty: Tensor) -> Tensor:
+    if isinstance(state, list) and not state:
+        return empty
+    return dim_zero_cat(state)
+
+
 class GenerativeScores(Metric):
     """Scores of generated images against fixed reference statistics.
 
@@ -109,8 +115,9 @@ class GenerativeScores(Metric):
 
     def _kept(self) -> tuple[Tensor, Tensor | None]:
         """Kept features (and logits) ordered by global index, one row per index."""
-        indices = dim_zero_cat(self.kept_indices) if self.kept_indices else torch.zeros(0, dtype=torch.long)
-        features = dim_zero_cat(self.kept_features) if self.kept_features else torch.zeros(0, self.num_features)
+        # after a DDP sync the cat states are tensors, before it lists (possibly empty)
+        indices = _cat(self.kept_indices, torch.zeros(0, dtype=torch.long))
+        features = _cat(self.kept_features, torch.zeros(0, self.num_features))
         order = torch.argsort(indices.cpu(), stable=True).to(indices.device)
         indices = indices[order]
         first = torch.ones_like(indices, dtype=torch.bool)
@@ -121,7 +128,7 @@ class GenerativeScores(Metric):
                 "KID/PR/IS use each once, FID's running sums count the repeats",
                 stacklevel=3,
             )
-        logits = dim_zero_cat(self.kept_logits)[order][first] if self.with_is else None
+        logits = _cat(self.kept_logits, torch.zeros(0, self.num_logits))[order][first] if self.with_is else None
         return features[order][first], logits
 
     def compute(self) -> dict[str, float]:
@@ -130,7 +137,8 @@ class GenerativeScores(Metric):
         mu, sigma = moments_from_sums(self.feature_sum, self.outer_sum, n)
         ref = self.reference
         device = mu.device
-        fid = frechet_distance(ref.mu.to(device), ref.sigma.to(device), mu, sigma)
+        fid = frechet_distance(ref.mu.to(device), ref.sigma.to(device), mu, sigma,
+                               sigma1_factor=ref.sigma_factor().to(device))
         fake, logits = self._kept()
         real = ref.features.to(fake.device)
         kid_mean, kid_std = kid(real, fake, self.kid_subsets, self.kid_subset_size)
