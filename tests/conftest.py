@@ -8,16 +8,7 @@ import pytest
 import torch
 
 from bigroc.models import Classifier, build_classifier
-
-
-def warm_batchnorm(classifier: Classifier, size: int = 32, batches: int = 3) -> Classifier:
-    """Run a few training-mode batches so BatchNorm's running statistics are not trivial."""
-    classifier.train()
-    with torch.no_grad():
-        for i in range(batches):
-            g = torch.Generator().manual_seed(100 + i)
-            classifier(torch.rand(16, 3, size, size, generator=g))
-    return classifier.eval()
+from tiny_models import warm_batchnorm
 
 
 @pytest.fixture

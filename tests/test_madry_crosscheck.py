@@ -14,7 +14,7 @@ import torch
 from bigroc.attacks import pgd
 from bigroc.models import build_classifier
 from bigroc.models.classifier import CIFAR10_MEAN, CIFAR10_STD
-from conftest import warm_batchnorm
+from tiny_models import warm_batchnorm
 
 
 @pytest.fixture
