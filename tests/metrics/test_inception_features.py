@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pickle
 import subprocess
 import sys
 
@@ -92,11 +93,13 @@ def test_any_image_size_and_batch_split(inception, real_images, real_features):
     assert inception(real_images[:0]).shape == (0, 2048)
 
 
-def test_rejects_float_images_and_stays_in_eval(inception):
+def test_rejects_float_images_stays_in_eval_and_pickles(inception, real_images, real_features):
     with pytest.raises(TypeError, match="uint8"):
         inception(torch.rand(1, 3, 32, 32))
     inception.train()
     assert not inception.training and not inception.net.training
+    clone = pickle.loads(pickle.dumps(inception))  # as ddp_spawn ships modules to its workers
+    assert torch.allclose(clone(real_images[:1]), real_features[:1], rtol=1e-4, atol=1e-5)
 
 
 def test_backends_and_names():

@@ -70,6 +70,15 @@ def tf_inception_input(x: Tensor) -> Tensor:
     return (x / 255 * (high - low) + low).clamp(low, high)
 
 
+def _load_torchscript(path: str) -> nn.Module:
+    with warnings.catch_warnings():  # the file is TorchScript; there is no other way to read it
+        warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated", category=DeprecationWarning)
+        net = torch.jit.load(path, map_location="cpu").eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    return net
+
+
 def _check_images(x: Tensor) -> None:
     if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
         raise TypeError(f"expected uint8 images (N, 3, H, W), got {x.dtype} {tuple(x.shape)}; quantise first")
@@ -92,12 +101,19 @@ class InceptionFeatures(nn.Module):
 
     def __init__(self, path: str | Path | None = None, batch_size: int = 50) -> None:
         super().__init__()
-        with warnings.catch_warnings():  # the file is TorchScript; there is no other way to read it
-            warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated", category=DeprecationWarning)
-            self.net = torch.jit.load(str(path or fid_network_path()), map_location="cpu").eval()
-        for p in self.net.parameters():
-            p.requires_grad_(False)
+        self.path = str(path or fid_network_path())
+        self.net = _load_torchscript(self.path)
         self.batch_size = batch_size
+
+    def __getstate__(self) -> dict:
+        # TorchScript modules cannot be pickled (ddp_spawn, multiprocessing): ship the path
+        state = self.__dict__.copy()
+        state["_modules"] = {k: v for k, v in self._modules.items() if k != "net"}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.net = _load_torchscript(self.path)
 
     def train(self, mode: bool = True) -> InceptionFeatures:
         return super().train(False)
@@ -119,7 +135,9 @@ class _TorchFidelityInception(nn.Module):
         super().__init__()
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-        self.net = FeatureExtractorInceptionV3("inception-v3-compat", [feature], weights_path).eval()
+        self.net = FeatureExtractorInceptionV3(
+            "inception-v3-compat", [feature], feature_extractor_weights_path=weights_path
+        ).eval()
         self.num_features = width
         self.batch_size = batch_size
 

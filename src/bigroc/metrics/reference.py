@@ -8,6 +8,7 @@ gives both: running float64 sums for the moments, the first rows kept verbatim.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,9 +73,10 @@ def _images(data_root: str | Path, dataset: str, split: str, num_samples: int | 
 
 
 def _cache_file(cache_dir: Path, key: dict) -> Path:
+    """A readable name plus a digest of the whole key (data, network version, ...)."""
     count = "all" if key["num_samples"] is None else str(key["num_samples"])
-    name = f"{key['dataset']}-{key['split']}-{count}-{key['backend']}-f{key['max_features']}-{key['data_sha1'][:12]}.pt"
-    return cache_dir / name
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir / f"{key['dataset']}-{key['split']}-{count}-{key['backend']}-f{key['max_features']}-{digest}.pt"
 
 
 def _load(path: Path, key: dict) -> ReferenceStats:
@@ -143,8 +145,9 @@ def reference_stats(
     Loaded from ``cache_dir`` (default :func:`default_cache_dir`) when a file with the same
     key exists; otherwise computed with ``extractor`` (default: the ``backend`` network,
     run on ``device``; default: the given extractor's device, else CUDA if available) and
-    cached atomically (temporary file, then rename). The key includes a
-    SHA-1 of the images, so different copies of the data never share a cache file.
+    cached atomically (temporary file, then rename). The key includes a SHA-1 of the
+    images and the network's name and version, so different data or networks never share
+    a cache file; the key is stored inside too and checked on load.
     """
     backend = resolve_backend(backend)
     x = _images(data_root, dataset, split, num_samples)
