@@ -20,14 +20,13 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> None:
     from pathlib import Path
 
-    import lightning as L
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
     from bigroc import report
     from bigroc.data import GeneratedDataModule
     from bigroc.io import ChunkStore
-    from bigroc.lit.boost import Boost
+    from bigroc.lit.boost import Boost, check_run_inputs
     from bigroc.loggers import finish_loggers, log_run
     from bigroc.run_state import check_run_dir, record_settings, run_settings
     from bigroc.scoring import prepare_scoring
@@ -43,6 +42,7 @@ def main(cfg: DictConfig) -> None:
                          f"lower num_samples")
     classifier = instantiate(cfg.classifier)
     attack = instantiate(cfg.attack)
+    check_run_inputs(source, classifier, cfg.labels, cfg.debias)
     scoring, why_not = prepare_scoring(instantiate(cfg.metrics) if cfg.metrics else None,
                                        cfg.data.root, download=cfg.data.download)
     if scoring is None:

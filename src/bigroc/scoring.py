@@ -81,12 +81,14 @@ def prepare_scoring(spec: ScoringSpec | None, data_root: str | Path, *,
         from bigroc.data.cifar10 import CIFAR10DataModule
 
         CIFAR10DataModule(root=data_root, download=True).prepare_data()
+    import torch
+
     features, backend = build_feature_extractor(spec.backend)
-    try:
+    try:  # on a GPU where there is one: the train split is 50 000 images
         reference = reference_stats(data_root, dataset=spec.dataset, split=spec.ref_split,
                                     num_samples=spec.ref_samples, backend=backend,
                                     cache_dir=spec.cache_dir, max_features=spec.max_features,
-                                    extractor=features)
+                                    extractor=features, device="cuda" if torch.cuda.is_available() else None)
     except FileNotFoundError as err:
         return None, f"not scored: {err}"
     logits_net, why_no_is = (inception_logits(spec.is_weights) if spec.inception_score

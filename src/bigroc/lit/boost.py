@@ -30,6 +30,22 @@ DEBIAS = ("none", "mean", "balanced")
 LABELS = ("auto", "generator", "predicted")
 
 
+def check_run_inputs(source: nn.Module, classifier: nn.Module, labels: str, debias: str) -> None:
+    """Refuse settings that cannot work, before anything runs or is written."""
+    if labels not in LABELS:
+        raise ValueError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
+    if debias not in DEBIAS:
+        raise ValueError(f"debias must be one of {', '.join(DEBIAS)}, got {debias!r}")
+    if labels == "generator" and not source.conditional:
+        raise ValueError("labels=generator needs a conditional source (one that gives labels); "
+                         "use labels=predicted or labels=auto")
+    size = getattr(source, "image_size", 32)
+    k_cls, k_src = num_classes_of(classifier, torch.zeros(1, 3, size, size)), source.num_classes
+    if k_cls != k_src:
+        raise ValueError(f"the classifier predicts {k_cls} classes but the generator's data has "
+                         f"{k_src}; use a classifier trained on the generator's dataset")
+
+
 class LabelHistogram(Metric):
     """Counts per class, summed over processes."""
 
@@ -70,17 +86,8 @@ class Boost(L.LightningModule):
                  logits_net: nn.Module | None = None, chunks: ChunkStore | None = None,
                  grid_size: int = 16) -> None:
         super().__init__()
-        if labels not in LABELS:
-            raise ValueError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
-        if debias not in DEBIAS:
-            raise ValueError(f"debias must be one of {', '.join(DEBIAS)}, got {debias!r}")
-        if labels == "generator" and not source.conditional:
-            raise ValueError("labels=generator needs a conditional source (one that gives labels); "
-                             "use labels=predicted or labels=auto")
-        k_cls, k_src = num_classes_of(classifier, torch.zeros(1, 3, 32, 32)), source.num_classes
-        if k_cls != k_src:
-            raise ValueError(f"the classifier predicts {k_cls} classes but the generator's data has "
-                             f"{k_src}; use a classifier trained on the generator's dataset")
+        check_run_inputs(source, classifier, labels, debias)
+        k_src = source.num_classes
         self.source, self.classifier, self.attack = source, classifier, attack
         self.seed, self.debias, self.grid_size = int(seed), debias, int(grid_size)
         self.predicted = labels == "predicted" or (labels == "auto" and not source.conditional)
