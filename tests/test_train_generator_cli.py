@@ -1,0 +1,49 @@
+"""train_generator.py through its command line: the export contract and its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from bigroc.generators import build_generator
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["trainer.max_steps=2", "data.batch_size=16", "data.train_size=64", "trainer.enable_progress_bar=false",
+        "model.grid_size=4"]
+
+def train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = os.environ | {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    return subprocess.run([sys.executable, str(ROOT / "train_generator.py"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+def test_vae_run_leaves_an_export_a_grid_and_a_wandb_run(cifar_root, tmp_path):
+    out = tmp_path / "run"
+    done = train([f"data.root={cifar_root}", *TINY, "model.vae.ch=8", "model.vae.latent_dim=16",
+                  f"hydra.run.dir={out}"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sidecar = json.loads((out / "generator.json").read_text())
+    assert sidecar["generator"] == "vae" and sidecar["global_step"] == 2 and sidecar["batch_size"] == 16
+    gen = build_generator("vae", checkpoint=out / "generator.safetensors", latent_dim=16, ch=8)
+    assert gen.sample(2)[0].shape == (2, 3, 32, 32)
+    assert (out / "checkpoints" / "last.ckpt").exists() and list((out / "samples").glob("*.png"))
+    assert list(out.glob("wandb/offline-run-*/files/media/images/**/*.png"))  # the grid reached W&B
+
+    resumed = tmp_path / "resumed"
+    done = train([f"data.root={cifar_root}", *TINY, "model.vae.ch=8", "model.vae.latent_dim=16", "logger=none",
+                  "trainer.max_steps=3", f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}",
+                  f"hydra.run.dir={resumed}"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((resumed / "generator.json").read_text())["global_step"] == 3
+
+def test_unknown_model_fails_with_the_known_ones(tmp_path):
+    done = train(["model=diffusion", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert done.returncode != 0
+    assert "model/diffusion" in done.stderr and "vae" in done.stderr
+
+def test_config_prints_without_training(tmp_path):
+    done = train(["--cfg", "job", "model=vae"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "VAETraining" in done.stdout

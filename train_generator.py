@@ -1,0 +1,48 @@
+"""Train a generator on CIFAR-10 and export it for boosting.
+
+    python train_generator.py model=vae data.root=DIR             # bigroc's convolutional VAE
+    python train_generator.py experiment=cpu_vae data.root=DIR    # a VAE on 2 CPU cores, ~15 min
+    python train_generator.py model=sngan data.root=DIR           # mimicry-layout SNGAN + EMA
+    python train_generator.py model=cgan_pd data.root=DIR         # cGAN with projection discriminator
+    python train_generator.py ... ckpt_path=OLD_RUN/checkpoints/last.ckpt   # resume
+
+Leaves <run dir>/generator.safetensors (EMA weights when kept) and generator.json (family,
+settings, recipe, data, wall time, machine, command, and the boost overrides that load it),
+plus a fixed-latent sample grid per epoch in <run dir>/samples/.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(config_path="conf", config_name="train_generator", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    import time
+    from pathlib import Path
+
+    import lightning as L
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    from bigroc.lit.generative import export_generator
+    from bigroc.loggers import finish_loggers
+
+    L.seed_everything(cfg.seed, workers=True)
+    data = instantiate(cfg.data)
+    module = instantiate(cfg.model)
+    logger = instantiate(cfg.logger) if cfg.get("logger") else False
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint)])
+
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=data, ckpt_path=cfg.ckpt_path)
+    train_seconds = time.perf_counter() - start
+
+    if trainer.is_global_zero:
+        out_dir = Path(HydraConfig.get().runtime.output_dir)
+        path = export_generator(module, data, trainer, out_dir=out_dir, train_seconds=train_seconds)
+        print(f"exported {path} ({train_seconds / 60:.1f} min of training)")
+    finish_loggers(logger)
+
+
+if __name__ == "__main__":
+    main()
