@@ -35,5 +35,5 @@ def test_shipped_scheme_reads_the_same_file():
 
 
 def test_unknown_shipped_name_is_refused():
-    with pytest.raises(FileNotFoundError, match="no shipped classifier named 'nope'"):
+    with pytest.raises(FileNotFoundError, match="no shipped weights named 'nope'"):
         shipped_classifier("nope")

@@ -44,7 +44,9 @@ def check_weights_choice(name: str, checkpoint: str | os.PathLike | None, random
 
 
 def _existing(path: str | os.PathLike, name: str) -> Path:
-    path = Path(path).expanduser()
+    from bigroc.shipped import resolve
+
+    path = resolve(path).expanduser()  # shipped:NAME -> bigroc/weights/NAME.safetensors
     if not path.is_file():
         raise FileNotFoundError(f"generator '{name}': checkpoint {path} does not exist (generator.checkpoint)")
     return path

@@ -28,10 +28,11 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from bigroc.models.classifier import DEFAULT_STATS, Classifier, arch_name, build_classifier, parse_arch
+from bigroc.shipped import resolve as resolve_shipped
+from bigroc.shipped import shipped_weights
 from bigroc.models.resnet import DEPTHS
 
 SIDECAR_FORMAT = "bigroc-classifier"
-SHIPPED = "shipped:"  # load_classifier("shipped:NAME") reads bigroc/weights/NAME.safetensors
 StateDict = dict[str, torch.Tensor]
 
 
@@ -174,8 +175,7 @@ def load_classifier(
         The classifier in eval mode on the CPU, with the sidecar's contents (or ``{}``)
         in ``.meta``.
     """
-    if str(path).startswith(SHIPPED):
-        path = shipped_classifier(str(path).removeprefix(SHIPPED))
+    path = resolve_shipped(path)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
@@ -248,9 +248,4 @@ def shipped_classifier(name: str = "classifier_cifar10_l2") -> Path:
     ``classifier_cifar10_l2``: a CPU-trained robust CIFAR-10 ResNet-18 (width 16); its JSON
     sidecar records the command, data, wall time, machine and test accuracies.
     """
-    from importlib.resources import files
-
-    path = Path(str(files("bigroc") / "weights" / f"{name}.safetensors"))
-    if not path.is_file():
-        raise FileNotFoundError(f"no shipped classifier named {name!r} (looked for {path})")
-    return path
+    return shipped_weights(name)
