@@ -8,11 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
 from bigroc.generators import build_generator
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["trainer.max_steps=2", "data.batch_size=16", "data.train_size=64", "trainer.enable_progress_bar=false",
         "model.grid_size=4"]
+
+def compose_job(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="train_generator", overrides=overrides)
+
 
 def train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = os.environ | {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
@@ -47,3 +56,29 @@ def test_config_prints_without_training(tmp_path):
     done = train(["--cfg", "job", "model=vae"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "VAETraining" in done.stdout
+
+
+def test_conditional_gan_run_exports_what_its_boost_config_loads(cifar_root, tmp_path):
+    out = tmp_path / "run"
+    done = train([f"data.root={cifar_root}", *TINY, "model=cgan_pd", "model.generator.ngf=8",
+                  "model.discriminator.ndf=8", "model.n_dis=1", "logger=none", f"hydra.run.dir={out}"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    sidecar = json.loads((out / "generator.json").read_text())
+    assert sidecar["generator"] == "cgan_pd" and sidecar["weights"] == "ema" and sidecar["batches"] == 1
+    assert sidecar["boost_config"].startswith("generator=cgan_pd generator.checkpoint=generator.safetensors")
+    gen = build_generator("cgan_pd", checkpoint=out / "generator.safetensors", ngf=8)
+    x, y = gen.sample(10)
+    assert x.shape == (10, 3, 32, 32) and y.tolist() == list(range(10))
+
+
+@pytest.mark.parametrize("option", sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml")))
+def test_every_model_option_instantiates(option):
+    module = instantiate(compose_job([f"model={option}"]).model)
+    assert module.sampler().sample(1)[0].shape == (1, 3, 32, 32)
+
+
+@pytest.mark.parametrize("experiment", ["cpu_vae", "cpu_sngan", "cpu_cgan_pd"])
+def test_cpu_experiments_compose_and_instantiate(experiment):
+    cfg = compose_job([f"experiment={experiment}"])
+    assert cfg.trainer.accelerator == "cpu" and cfg.data.augment is False
+    assert instantiate(cfg.model).sampler().sample(1)[0].shape == (1, 3, 32, 32)

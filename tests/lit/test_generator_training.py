@@ -15,7 +15,9 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from bigroc.data import CIFAR10DataModule
 from bigroc.generators import build_generator
+from bigroc.generators.mimicry import MimicryGenerator32
 from bigroc.generators.vae import VAE
+from bigroc.lit.gan_training import GANTraining, SNResNetDiscriminator32
 from bigroc.lit.generative import GRID_DIR, ema_decay_at, ema_update, export_generator
 from bigroc.lit.vae_training import VAETraining
 
@@ -126,3 +128,72 @@ def test_bad_vae_options_are_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         make_vae(**bad)
 
+
+def make_gan(conditional: bool, **overrides) -> GANTraining:
+    torch.manual_seed(0)
+    generator = MimicryGenerator32(nz=16, ngf=8, conditional=conditional)
+    critic = SNResNetDiscriminator32(ndf=8, num_classes=10 if conditional else 0)
+    return GANTraining(generator, critic, **({"n_dis": 2, "ema_decay": 0.9, "grid_size": 10} | overrides))
+
+
+@pytest.mark.parametrize("family", ["sngan", "cgan_pd"])
+def test_gan_trains_exports_and_loads_through_the_boost_config(cifar_root, tmp_path, family):
+    data = make_data(cifar_root)
+    module = make_gan(conditional=family == "cgan_pd")
+    g_before = module.net.l1.weight.clone()
+    trainer = make_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
+    trainer.fit(module, datamodule=data)
+    # 4 batches: 4 discriminator steps, and a generator step (and EMA update) after every 2nd.
+    assert module.batches_done == 4 and module.ema_updates == 2 and trainer.global_step == 6
+    assert not torch.equal(module.net.l1.weight, g_before)
+    assert not torch.equal(module.net_ema.l1.weight, module.net.l1.weight)
+    assert {"train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"} <= set(trainer.callback_metrics)
+    assert len(list((tmp_path / GRID_DIR).glob("*.png"))) == 1
+
+    path = export_generator(module, data, trainer, out_dir=tmp_path, train_seconds=2.0)
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    assert sidecar["generator"] == family and sidecar["ngf"] == 8 and sidecar["nz"] == 16 and sidecar["weights"] == "ema"
+    exported = build_generator(family, checkpoint=path, nz=16, ngf=8)
+    assert exported.conditional == (family == "cgan_pd")
+    assert_same_images(exported, module.sampler())
+    assert_same_images(boost_generator(sidecar, path), module.sampler())
+
+
+def test_discriminator_layers_are_spectrally_normalised():
+    critic = make_gan(conditional=True).discriminator
+    critic.train()
+    for _ in range(30):  # power iterations run in training-mode forwards
+        critic(torch.rand(2, 3, 32, 32) * 2 - 1, torch.tensor([1, 2]))
+    critic.eval()
+    with torch.no_grad():
+        for layer in (critic.l5, critic.block2.c1, critic.l_y):
+            assert float(torch.linalg.matrix_norm(layer.weight.flatten(1), ord=2)) == pytest.approx(1.0, abs=0.05)
+
+
+def test_resumed_gan_run_ends_with_the_uninterrupted_weights(cifar_root, tmp_path):
+    # n_dis=3: optimizer steps end at 1, 2, 4, 5, ... so the checkpoint at step 5 falls
+    # between two generator steps, in the second of two epochs' worth of batches.
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=5, save_top_k=-1)
+    whole = make_gan(conditional=True, n_dis=3, grid_size=0, schedule="linear")
+    make_trainer(tmp_path, max_epochs=2, callbacks=[ckpt]).fit(whole, datamodule=make_data(cifar_root))
+    resumed = make_gan(conditional=True, n_dis=3, grid_size=0, schedule="linear")
+    trainer = make_trainer(tmp_path, max_epochs=2, enable_checkpointing=False)
+    trainer.fit(resumed, datamodule=make_data(cifar_root), ckpt_path=next((tmp_path / "ckpt").glob("*step=5.ckpt")))
+    assert resumed.batches_done == whole.batches_done == 8 and resumed.ema_updates == whole.ema_updates == 2
+    assert trainer.global_step == 10
+    for a, b in ((resumed.net, whole.net), (resumed.net_ema, whole.net_ema), (resumed.discriminator, whole.discriminator)):
+        assert_same_weights(a, b)
+
+
+@pytest.mark.parametrize("bad, match", [({"n_dis": 0}, "n_dis"), ({"loss": "wasserstein"}, "loss"),
+                                        ({"schedule": "cosine"}, "schedule"), ({"ema_decay": -0.1}, "ema_decay")])
+def test_bad_gan_options_are_refused(bad, match):
+    with pytest.raises(ValueError, match=match):
+        make_gan(conditional=False, **bad)
+
+
+def test_generator_and_discriminator_must_agree_on_conditioning():
+    with pytest.raises(ValueError, match="projection discriminator"):
+        GANTraining(MimicryGenerator32(ngf=8, conditional=True), SNResNetDiscriminator32(ndf=8, num_classes=0))
+    with pytest.raises(ValueError, match="disagree"):
+        GANTraining(MimicryGenerator32(ngf=8), SNResNetDiscriminator32(ndf=8, num_classes=10))
