@@ -57,6 +57,8 @@ def test_train_robust_defaults_follow_madrylab(tiny_classifier):
 @pytest.mark.parametrize("group", ["trainer", "logger", "data", "experiment"])
 def test_each_train_robust_option_composes(group, tmp_path):
     for option in options(group):
+        if group == "experiment" and "override /model" in (CONF / group / f"{option}.yaml").read_text():
+            continue  # a train_generator.py experiment
         cfg = compose_cfg("train_robust", [f"{group}={option}"])
         if group == "trainer" and cfg.trainer.accelerator == "cpu":
             trainer = instantiate(cfg.trainer, default_root_dir=str(tmp_path), logger=False)
@@ -76,26 +78,37 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
-def test_run_boost_runs_with_overrides(tmp_path):
-    out = run([str(ROOT / "run_boost.py"), "classifier=resnet18_narrow", "epsilon=0.25",
-               f"hydra.run.dir={tmp_path}"], ROOT)
-    assert out.returncode == 0, out.stderr
-    assert "classifier: resnet18, 0.7M parameters" in out.stdout
-    assert OmegaConf.load(tmp_path / ".hydra" / "config.yaml").epsilon == 0.25
+def test_default_boost_job_runs_the_shipped_generator_and_classifier(cifar_root, score_cache, tmp_path):
+    import json
+    import os
+
+    args = [str(ROOT / "run_boost.py"), f"data.root={cifar_root}", "num_samples=4", "batch_size=4", "steps=2",
+            "calibration.samples=8", "metrics.ref_split=test", "metrics.ref_samples=8",
+            "metrics.kid_subset_size=4", "logger=none", f"hydra.run.dir={tmp_path}"]
+    out = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                         env=os.environ | {"BIGROC_CACHE": str(score_cache)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["generator"] == "vae" and metrics["generator_checkpoint"] == "shipped:generator_cifar10_vae"
+    assert metrics["classifier"] == "shipped:classifier_cifar10_l2" and metrics["debias"] == "mean"
+    assert sum(metrics["debias/calibration"]["mean"]) == 8
 
 
-def test_default_boost_job_loads_the_shipped_robust_classifier(tmp_path):
-    out = run([str(ROOT / "run_boost.py"), f"hydra.run.dir={tmp_path}"], ROOT)
-    assert out.returncode == 0, out.stderr
-    assert "from shipped:classifier_cifar10_l2" in out.stdout
+@pytest.mark.parametrize("option", options("generator"))
+def test_each_generator_config_composes(option):
+    cfg = compose_cfg("boost", [f"generator={option}"])
+    assert cfg.generator._target_ == "bigroc.generators.build_generator"
+    if option in ("samples", "stylegan2_ada", "cifar10_vae"):
+        return  # need a file, a checkout, or are the shipped default (tested above)
+    source = instantiate(cfg.generator, random_init=True)
+    x, _ = source.sample(1, seed=0)
+    assert x.shape == (1, 3, 32, 32)
 
 
-def test_multirun_sweeps_eps_one_job_each(tmp_path):
-    out = run([str(ROOT / "run_boost.py"), "-m", "classifier=resnet18_narrow", "epsilon=0.25,0.5",
-               f"hydra.sweep.dir={tmp_path}"], ROOT)
-    assert out.returncode == 0, out.stderr
-    eps = sorted(OmegaConf.load(p).epsilon for p in tmp_path.glob("*/.hydra/config.yaml"))
-    assert eps == [0.25, 0.5]
+@pytest.mark.parametrize("option", options("metrics"))
+def test_each_metrics_config_composes(option):
+    cfg = compose_cfg("boost", [f"metrics={option}"])
+    assert (instantiate(cfg.metrics).max_features == 10000) if cfg.metrics else option == "none"
 
 
 def test_train_robust_prints_its_job_config(tmp_path):
