@@ -61,7 +61,7 @@ def test_contract_scores_and_saves_both_versions(external_samples, cifar_root, s
 
 def test_killed_run_resumes_to_identical_outputs(external_samples, cifar_root, score_cache, tmp_path):
     npz = external_samples / "gc_sngan_res.npz"  # no labels: predicted with debiasing
-    slow = ["steps=20", "num_samples=12", "logger=none"]
+    slow = ["steps=5", "num_samples=12", "logger=none"]
     whole = boost(contract(npz, cifar_root, tmp_path / "whole", *slow), tmp_path, score_cache)
     assert whole.returncode == 0, whole.stderr[-3000:]
 
