@@ -25,6 +25,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_boost.py
+	$(PY) benchmarks/bench_run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
