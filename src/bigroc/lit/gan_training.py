@@ -10,7 +10,9 @@ head, plus (conditional) the projection term ``<embed(y), h>`` of Miyato & Koyam
 Each training batch is one discriminator step; every ``n_dis``-th batch also takes one
 generator step and updates the generator's EMA, which is what mimicry's trainer does
 (``n_dis`` D steps, each on a fresh real batch, then one G step). Lightning counts every
-optimizer step in ``global_step`` (so ``trainer.max_steps`` counts D and G steps together).
+optimizer step in ``global_step``, so ``trainer.max_steps`` counts D and G steps together,
+and a batch with a G step advances it by 2: ``checkpoint.every_n_train_steps`` is met
+reliably when it is a multiple of ``n_dis + 1`` (the steps of one D/G cycle).
 """
 
 from __future__ import annotations
@@ -216,9 +218,13 @@ class GANTraining(GenerativeTraining):
 
     def configure_optimizers(self):
         hp = self.hparams
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d, betas=tuple(map(float, hp.betas)), foreach=True)
-        opt_g = torch.optim.Adam(self.net.parameters(), lr=hp.lr_g, betas=tuple(map(float, hp.betas)), foreach=True)
+        betas = tuple(map(float, hp.betas))
+        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=hp.lr_d, betas=betas, foreach=True)
+        opt_g = torch.optim.Adam(self.net.parameters(), lr=hp.lr_g, betas=betas, foreach=True)
         return [opt_d, opt_g]
+
+    def recipe(self) -> dict[str, Any]:
+        return super().recipe() | {"ndf": self.discriminator.ndf, "projection": self.discriminator.num_classes > 0}
 
     def sampler(self, ema: bool = True) -> Generator:
         return self.net_ema if ema and self.net_ema is not None else self.net

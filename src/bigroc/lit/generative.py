@@ -68,8 +68,9 @@ class GenerativeTraining(L.LightningModule):
     """Base of :class:`VAETraining` and :class:`GANTraining`.
 
     Subclasses build ``self.net`` (the trained generator network) and call
-    :meth:`_init_common`; they implement :meth:`sampler` (an eval-mode :class:`Generator` over
-    given weights) and :meth:`export_info` (family name, config keys, state dict).
+    :meth:`_init_common`; they implement :meth:`sampler` (a :class:`Generator` over the raw
+    or EMA weights, whose ``generate`` runs in eval mode) and :meth:`export_info` (family
+    name, config keys, state dict).
     """
 
     net: nn.Module
@@ -123,6 +124,11 @@ class GenerativeTraining(L.LightningModule):
         counters = checkpoint.get("generative_counters", {})
         self.ema_updates = int(counters.get("ema_updates", 0))
         self.batches_done = int(counters.get("batches_done", 0))
+
+    def recipe(self) -> dict[str, Any]:
+        """The training settings an export records (the hyperparameters, plus what a
+        subclass adds about networks that are not exported)."""
+        return dict(self.hparams)
 
     # -- what subclasses provide ------------------------------------------------------
     def sampler(self, ema: bool = True) -> Generator:
@@ -183,7 +189,7 @@ def export_generator(module: GenerativeTraining, data: Any, trainer: L.Trainer, 
         "weights": "ema" if module.net_ema is not None else "raw",
         "dataset": name,
         "dataset_sha1": sha1,
-        "recipe": dict(module.hparams),
+        "recipe": module.recipe(),
         "global_step": trainer.global_step,
         "batches": module.batches_done,
         "epochs": round(module.batches_done * batch_size / len(data.splits["train"]), 2),

@@ -103,8 +103,8 @@ class VAETraining(GenerativeTraining):
 
     def configure_optimizers(self):
         hp = self.hparams
-        opt = torch.optim.Adam(self.net.parameters(), lr=hp.lr, betas=tuple(map(float, hp.betas)), weight_decay=hp.weight_decay,
-                               foreach=True)
+        opt = torch.optim.Adam(self.net.parameters(), lr=hp.lr, betas=tuple(map(float, hp.betas)),
+                               weight_decay=hp.weight_decay, foreach=True)
         if hp.schedule == "constant":
             return opt
         total = max(int(self.trainer.estimated_stepping_batches), 1)
