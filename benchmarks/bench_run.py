@@ -49,7 +49,8 @@ def setup(steps: int):
 
 
 def run_reference(source, classifier, attack, n: int, batch: int, real: torch.Tensor) -> float:
-    from torchmetrics.image import FrechetInceptionDistance, KernelInceptionDistance
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
 
     from bigroc.boost import bigroc
     from bigroc.io import quantize
