@@ -12,11 +12,14 @@ generator step and updates the generator's EMA, which is what mimicry's trainer 
 (``n_dis`` D steps, each on a fresh real batch, then one G step). Lightning counts every
 optimizer step in ``global_step``, so ``trainer.max_steps`` counts D and G steps together,
 and a batch with a G step advances it by 2: ``checkpoint.every_n_train_steps`` is met
-reliably when it is a multiple of ``n_dis + 1`` (the steps of one D/G cycle).
+reliably when it is a multiple of ``n_dis + 1`` (the steps of one D/G cycle). Under DDP
+each step uses only part of the networks for each backward pass: run it with
+``trainer.strategy=ddp_find_unused_parameters_true``.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Sequence
 
 import torch
@@ -167,6 +170,11 @@ class GANTraining(GenerativeTraining):
         if channels_last:
             self.discriminator.to(memory_format=torch.channels_last)
         self._init_common(ema_decay, channels_last, grid_size)
+
+    def on_fit_start(self) -> None:
+        # Lightning warns that checkpoints of manually optimised modules hold the weights after
+        # the batch's optimizer steps: that is the state a resumed run continues from.
+        warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
     def _latents(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
         gen = self.net

@@ -104,9 +104,11 @@ class GenerativeTraining(L.LightningModule):
         self.ema_updates += 1
 
     def _step_generator(self, device: torch.device) -> torch.Generator:
-        """Randomness of one training step (flips, latents, noise): a function of the seed and
-        the step, so a resumed run draws what the uninterrupted one drew."""
-        return torch.Generator(device=device).manual_seed(self.hparams.seed * 100_003 + self.global_step)
+        """Randomness of one training step (flips, latents, noise): a function of the seed, the
+        step and the rank (each DDP process draws its own latents), so a resumed run draws
+        what the uninterrupted one drew."""
+        key = self.hparams.seed * 100_003 + self.global_step + 1_000_000_007 * self.global_rank
+        return torch.Generator(device=device).manual_seed(key)
 
     def _count_batch(self, batch: int) -> None:
         """Count a training batch of ``batch`` real images and log images/s."""
