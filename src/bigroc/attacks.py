@@ -50,6 +50,11 @@ class AttackSpec:
         step = 0.0 if self.step_size is None else self.step_size
         check_attack_args(eps=self.eps, steps=self.steps, step_size=step, norm=self.norm)
 
+    @property
+    def boost_step_size(self) -> float:
+        """The step boosting uses: ``step_size``, or the paper's ``eps / steps`` when unset."""
+        return self.step_size if self.step_size is not None else self.eps / self.steps
+
 
 def madry_step_size(eps: float, steps: int) -> float:
     """2.5 * eps / steps: the step of Madry et al.'s PGD, so the path can cross the ball."""

@@ -15,10 +15,11 @@ SETTINGS_FILE = "settings.json"
 
 def run_settings(cfg: DictConfig) -> dict[str, Any]:
     """The settings that decide a run's images and scores, as recorded in metrics.json."""
-    a = cfg.attack
-    step_size = a.step_size if a.step_size is not None else a.eps / a.steps
+    from hydra.utils import instantiate
+
+    a = instantiate(cfg.attack)  # an AttackSpec: validated, and one rule for the default step
     return {
-        "eps": float(a.eps), "steps": int(a.steps), "step_size": float(step_size), "norm": a.norm,
+        "eps": float(a.eps), "steps": int(a.steps), "step_size": float(a.boost_step_size), "norm": a.norm,
         "generator": cfg.generator.name,
         "generator_checkpoint": cfg.generator.get("checkpoint") or cfg.generator.get("path"),
         "classifier": cfg.classifier.checkpoint,

@@ -136,9 +136,8 @@ class Boost(L.LightningModule):
         if self.predicted or y is None:
             y = predict_targets(self.attack_model, x, self.logit_shift)
         a = self.attack
-        step = a.step_size if a.step_size is not None else a.eps / a.steps
         x_boost = pgd(self.attack_model, x, y.to(self.device), eps=a.eps, steps=a.steps,
-                      step_size=step, norm=a.norm, targeted=True, use_best=a.use_best)
+                      step_size=a.boost_step_size, norm=a.norm, targeted=True, use_best=a.use_best)
         return {"base": quantize(x), "boosted": quantize(x_boost), "labels": y.long()}
 
     def test_step(self, indices: torch.Tensor, batch_idx: int) -> None:

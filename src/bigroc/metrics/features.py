@@ -90,6 +90,16 @@ def _move_to(module: nn.Module, device: torch.device) -> None:
         module.to(device)
 
 
+def _batched(net: nn.Module, run, x: Tensor, batch_size: int, width: int) -> Tensor:
+    """``run`` over ``x`` in chunks of ``batch_size`` on ``x``'s device, without autograd: (N, width) float32."""
+    _check_images(x)
+    if x.shape[0] == 0:
+        return torch.zeros(0, width, device=x.device)
+    _move_to(net, x.device)
+    with torch.no_grad():
+        return torch.cat([run(chunk) for chunk in x.split(batch_size)]).float()
+
+
 class InceptionFeatures(nn.Module):
     """TF-Inception pool3 features, as FID defines them, from uint8 images of any size.
 
@@ -119,13 +129,8 @@ class InceptionFeatures(nn.Module):
         return super().train(False)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_images(x)
-        if x.shape[0] == 0:
-            return torch.zeros(0, self.num_features, device=x.device)
-        _move_to(self.net, x.device)
-        with torch.no_grad():
-            out = [self.net(tf_inception_input(chunk)) for chunk in x.split(self.batch_size)]
-        return torch.cat(out).float()
+        return _batched(self.net, lambda chunk: self.net(tf_inception_input(chunk)), x, self.batch_size,
+                        self.num_features)
 
 
 class _TorchFidelityInception(nn.Module):
@@ -145,13 +150,7 @@ class _TorchFidelityInception(nn.Module):
         return super().train(False)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_images(x)
-        if x.shape[0] == 0:
-            return torch.zeros(0, self.num_features, device=x.device)
-        _move_to(self.net, x.device)
-        with torch.no_grad():
-            out = [self.net(chunk)[0] for chunk in x.split(self.batch_size)]
-        return torch.cat(out).float()
+        return _batched(self.net, lambda chunk: self.net(chunk)[0], x, self.batch_size, self.num_features)
 
 
 def torch_fidelity_available() -> bool:
