@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bigroc.io import ChunkStore, atomic_write, quantize, save_npz, to_nhwc, write_samples
+from bigroc.io import ChunkStore, atomic_write, npz_header, quantize, read_npz_array, save_npz, to_nhwc, write_samples
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -65,3 +65,20 @@ def test_save_npz_and_to_nhwc(tmp_path):
     save_npz(tmp_path / "a.npz", arr_0=to_nhwc(x))
     with np.load(tmp_path / "a.npz") as f:
         assert np.array_equal(f["arr_0"], x.permute(0, 2, 3, 1).numpy())
+
+
+def test_npz_members_are_memory_mapped_when_stored(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(5, 16, 12, 3), dtype=np.uint8)
+    arrays = {"arr_0": images, "arr_1": np.arange(5), "mu": rng.normal(size=4),
+              "sigma": np.asfortranarray(rng.normal(size=(4, 4))), "none": np.zeros((0, 3), np.float32)}
+    np.savez(tmp_path / "stored.npz", **arrays)
+    np.savez_compressed(tmp_path / "packed.npz", **arrays)
+    write_samples(tmp_path / "streamed.npz", 5, [(images[:2], np.arange(2)), (images[2:], np.arange(2, 5))])
+    for name in ("stored.npz", "packed.npz", "streamed.npz"):
+        keys = ("arr_0", "arr_1") if name == "streamed.npz" else arrays
+        for key in keys:
+            got = read_npz_array(tmp_path / name, key)
+            assert np.array_equal(got, arrays[key]) and got.dtype == arrays[key].dtype, (name, key)
+            assert npz_header(tmp_path / name, key) == (arrays[key].shape, arrays[key].dtype)
+            assert isinstance(got, np.memmap) == (name != "packed.npz" and got.size > 0)

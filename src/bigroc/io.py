@@ -50,6 +50,45 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     return atomic_write(path, write)
 
 
+def npz_header(path: str | os.PathLike, key: str) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of member ``key`` of an ``.npz`` without reading its data."""
+    with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as f:
+        shape, _, dtype = _read_npy_header(f)
+    return shape, dtype
+
+
+def _read_npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    version = np.lib.format.read_magic(f)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read(f)
+    return tuple(shape), fortran, np.dtype(dtype)
+
+
+def read_npz_array(path: str | os.PathLike, key: str) -> np.ndarray:
+    """Member ``key`` of an ``.npz``, memory-mapped where it is stored uncompressed.
+
+    ``np.savez`` (and ADM's sample and reference batches) store members uncompressed, so a
+    50 000-image batch is read from disk as it is indexed instead of filling memory at
+    once. Compressed members (``np.savez_compressed``) are read whole.
+    """
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(f"{key}.npy")
+        with zf.open(info) as f:
+            shape, fortran, dtype = _read_npy_header(f)
+            header_len = f.tell()
+        if info.compress_type != zipfile.ZIP_STORED or dtype.hasobject:
+            with zf.open(info) as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+    with open(path, "rb") as raw:  # the local file header: 30 bytes, then name and extra field
+        raw.seek(info.header_offset)
+        local = raw.read(30)
+    data_start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+    if int(np.prod(shape)) == 0:
+        return np.zeros(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=data_start + header_len, shape=shape,
+                     order="F" if fortran else "C")
+
+
 class ChunkStore:
     """One ``.npz`` per finished batch, so a killed run restarts where it stopped.
 

@@ -21,22 +21,18 @@ import numpy as np
 import torch
 
 from bigroc.generators.base import ImageSource, as_indices
+from bigroc.io import npz_header, read_npz_array
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 NPZ_FIX = "write arr_0 as uint8 (N, H, W, 3) RGB, the ADM sample layout"
 
 
-def _npy_header(npz: Path, key: str) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of ``key`` inside ``npz`` without reading the array."""
-    with zipfile.ZipFile(npz) as zf, zf.open(f"{key}.npy") as f:
-        version = np.lib.format.read_magic(f)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read(f)
-    return tuple(shape), np.dtype(dtype)
-
-
 def read_npz(path: Path, labels_key: str | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(``arr_0`` uint8 NHWC, labels or None) of an ADM-style sample file, checked."""
+    """(``arr_0`` uint8 NHWC, labels or None) of an ADM-style sample file, checked.
+
+    ``arr_0`` is memory-mapped where the file stores it uncompressed (``np.savez``, ADM's
+    batches), so a 50 000-image ImageNet batch is read as it is used.
+    """
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = list(npz.files)
@@ -45,14 +41,13 @@ def read_npz(path: Path, labels_key: str | None) -> tuple[np.ndarray, np.ndarray
                          f".npz (ADM layout) or a folder of PNG/JPG images") from None
     if "arr_0" not in keys:
         raise ValueError(f"{path} has no arr_0 (keys: {', '.join(keys)}); {NPZ_FIX}")
-    shape, dtype = _npy_header(path, "arr_0")
+    shape, dtype = npz_header(path, "arr_0")
     if dtype != np.uint8:
         raise ValueError(f"{path}: arr_0 is {dtype}, not uint8; {NPZ_FIX} (quantise: round(x * 255))")
     if len(shape) != 4 or shape[3] != 3:
         raise ValueError(f"{path}: arr_0 has shape {shape}, not (N, H, W, 3); {NPZ_FIX} (NHWC, not NCHW)")
-    with np.load(path, allow_pickle=False) as npz:
-        images = npz["arr_0"]
-        labels = npz[labels_key] if labels_key and labels_key in keys else None
+    images = read_npz_array(path, "arr_0")
+    labels = np.asarray(read_npz_array(path, labels_key)) if labels_key and labels_key in keys else None
     return images, labels
 
 
