@@ -120,9 +120,9 @@ def descend(
     loss_fn: LossFn,
     x: torch.Tensor,
     *,
-    eps: float,
+    eps: float | torch.Tensor,
     steps: int,
-    step_size: float,
+    step_size: float | torch.Tensor,
     norm: str = "l2",
     x_start: torch.Tensor | None = None,
     use_best: bool = False,
@@ -133,7 +133,8 @@ def descend(
         loss_fn: maps images (N, 3, H, W) to per-sample losses (N,) to minimise. Sample i's
             loss must depend on image i only, so the steps are independent of the batch.
         x: centre of the ball, (N, 3, H, W) in [0, 1].
-        eps, step_size: ball radius and step length, in [0, 1] pixel units.
+        eps, step_size: ball radius and step length, in [0, 1] pixel units; floats, or
+            per-sample tensors of shape (N, 1, 1, 1) (one radius per image).
         steps: number of gradient steps.
         norm: ``"l2"`` (normalised-gradient step) or ``"linf"`` (sign step).
         x_start: first iterate (default ``x``); it is projected into the ball first.
