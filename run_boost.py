@@ -3,6 +3,8 @@
     python run_boost.py                                          # the default job
     python run_boost.py generator=sngan generator.checkpoint=netG_100000.pth epsilon=0.5
     python run_boost.py generator=samples generator.path=samples.npz num_samples=10000
+    python run_boost.py experiment=imagenet128_adm_g generator.path=admnet_guided_imagenet128.npz \
+        classifier.checkpoint=imagenet_l2_3_0.pt metrics.path=VIRTUAL_imagenet128_labeled.npz
     python run_boost.py -m generator=vae epsilon=0.25,0.5,1,2     # eps sweep + summary plot
     python run_boost.py trainer=ddp                               # all GPUs of the machine
 
@@ -29,7 +31,7 @@ def main(cfg: DictConfig) -> None:
     from bigroc.lit.boost import Boost, check_run_inputs
     from bigroc.loggers import finish_loggers, log_run
     from bigroc.run_state import check_run_dir, record_settings, run_settings
-    from bigroc.scoring import prepare_scoring
+    from bigroc.scoring import check_reference_fits, prepare_scoring
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     settings = run_settings(cfg)
@@ -43,8 +45,9 @@ def main(cfg: DictConfig) -> None:
     classifier = instantiate(cfg.classifier)
     attack = instantiate(cfg.attack)
     check_run_inputs(source, classifier, cfg.labels, cfg.debias)
-    scoring, why_not = prepare_scoring(instantiate(cfg.metrics) if cfg.metrics else None,
-                                       cfg.data.root, download=cfg.data.download)
+    spec = instantiate(cfg.metrics) if cfg.metrics else None
+    check_reference_fits(spec, getattr(source, "image_size", 32))
+    scoring, why_not = prepare_scoring(spec, cfg.data.root, download=cfg.data.download)
     if scoring is None:
         print(why_not)
     record_settings(out_dir, settings)

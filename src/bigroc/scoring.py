@@ -3,6 +3,10 @@
 ``conf/metrics/*.yaml`` instantiates :class:`ScoringSpec`; :func:`prepare_scoring` turns it
 into the pieces :class:`bigroc.lit.Boost` holds, or into one line saying why the run
 cannot be scored (no reference data), in which case the run still boosts and saves.
+
+References: ``dataset=cifar10`` (built in, 32x32) or ``dataset=npz`` with ``path``, a
+reference batch the user brings (ADM's ImageNet ``VIRTUAL_imagenet*_labeled.npz``: ``mu``/
+``sigma`` statistics and/or ``arr_0`` images). CIFAR-10 never scores images of another size.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ class ScoringSpec:
     """How to score (the ``metrics`` config group).
 
     Attributes:
-        dataset, ref_split, ref_samples: the reference set: CIFAR-10 ``train`` (the paper's)
-            or ``test``, all of it (``ref_samples=None``) or its first ``ref_samples`` images.
+        dataset: ``cifar10`` (built in) or ``npz`` (a reference batch at ``path``).
+        ref_split, ref_samples: for CIFAR-10: ``train`` (the paper's) or ``test``, all of it
+            (``ref_samples=None``) or its first ``ref_samples`` images.
+        path: for ``npz``: the file; ``mu``/``sigma`` give FID, ``arr_0`` images give KID and
+            precision/recall (and FID where there are no statistics).
         backend: Inception features: ``auto``, ``fid_helper`` or ``torch_fidelity``.
         cache_dir: where reference statistics are cached (default ``$BIGROC_CACHE`` or
             ``~/.cache/bigroc``).
@@ -34,6 +41,7 @@ class ScoringSpec:
     dataset: str = "cifar10"
     ref_split: str = "train"
     ref_samples: int | None = None
+    path: str | None = None
     backend: str = "auto"
     cache_dir: str | None = None
     max_features: int = 10000
@@ -65,19 +73,70 @@ class Scoring:
                 for stage in (keys.BASE, keys.BOOSTED)}
 
 
+DATASETS = ("cifar10", "npz")
+CIFAR10_SIZE = 32
+
+
+def _check_spec(spec: ScoringSpec) -> None:
+    if spec.dataset not in DATASETS:
+        raise ValueError(f"metrics.dataset must be one of {', '.join(DATASETS)}, got {spec.dataset!r}")
+    if spec.dataset == "npz" and not spec.path:
+        raise ValueError("metrics.dataset=npz needs metrics.path=REF.npz (a reference batch: mu/sigma and/or arr_0)")
+
+
+def check_reference_fits(spec: ScoringSpec | None, image_size: int) -> None:
+    """Refuse to score images against a reference of another kind (before anything runs).
+
+    The built-in CIFAR-10 reference is 32x32; larger images (ImageNet batches) need a
+    reference of their own (``metrics=reference_npz metrics.path=REF.npz``).
+    """
+    if spec is None:
+        return
+    _check_spec(spec)
+    if spec.dataset == "cifar10" and image_size != CIFAR10_SIZE:
+        raise ValueError(f"metrics=cifar10 scores against CIFAR-10 (32x32) but the images are {image_size}x"
+                         f"{image_size}; pass a reference of their own (metrics=reference_npz metrics.path=REF.npz, "
+                         "e.g. ADM's reference batch) or metrics=none")
+
+
+def _reference(spec: ScoringSpec, data_root: str | Path, features: nn.Module, backend: str, device):
+    """The reference statistics and what to record about them."""
+    from bigroc.metrics import npz_reference_stats, reference_stats
+
+    common = {"backend": backend, "cache_dir": spec.cache_dir, "max_features": spec.max_features,
+              "extractor": features, "device": device}
+    if spec.dataset == "npz":
+        reference = npz_reference_stats(spec.path, num_features=features.num_features, **common)
+        name = f"{Path(spec.path).name} (sha1 {reference.key['data_sha1'][:12]})"
+    else:
+        reference = reference_stats(data_root, dataset=spec.dataset, split=spec.ref_split,
+                                    num_samples=spec.ref_samples, **common)
+        name = f"{spec.dataset}-{spec.ref_split}"
+    if 0 < reference.features.shape[0] <= spec.pr_k:
+        raise ValueError(f"the reference has {reference.features.shape[0]} images; precision/recall with "
+                         f"metrics.pr_k={spec.pr_k} needs more than {spec.pr_k}")
+    info = {"reference": name,
+            "reference_samples": (int(reference.num_samples) if reference.num_samples is not None
+                                  else "precomputed statistics (mu, sigma of the file)"),
+            "reference_feature_samples": int(reference.features.shape[0])}
+    if reference.features.shape[0] == 0:
+        info["kid_precision_recall"] = f"unavailable: {Path(spec.path).name} holds statistics only (no arr_0 images)"
+    return reference, info
+
+
 def prepare_scoring(spec: ScoringSpec | None, data_root: str | Path, *,
                     download: bool = False) -> tuple[Scoring | None, str]:
     """Build the scoring pieces, computing (once, then cached) the reference statistics.
 
-    Returns ``(scoring, "")``, or ``(None, reason)`` when the reference data is missing.
+    Returns ``(scoring, "")``, or ``(None, reason)`` when the CIFAR-10 data is missing. A
+    bad reference ``.npz`` raises a one-line ``ValueError``.
     """
     if spec is None:
         return None, "metrics=none: scoring switched off"
-    from bigroc.metrics import build_feature_extractor, inception_logits, reference_stats
+    from bigroc.metrics import build_feature_extractor, inception_logits
 
-    if spec.dataset != "cifar10":
-        raise ValueError(f"metrics.dataset must be cifar10 (the built-in reference), got {spec.dataset!r}")
-    if download:
+    _check_spec(spec)
+    if download and spec.dataset == "cifar10":
         from bigroc.data.cifar10 import CIFAR10DataModule
 
         CIFAR10DataModule(root=data_root, download=True).prepare_data()
@@ -85,16 +144,13 @@ def prepare_scoring(spec: ScoringSpec | None, data_root: str | Path, *,
 
     features, backend = build_feature_extractor(spec.backend)
     try:  # on a GPU where there is one: the train split is 50 000 images
-        reference = reference_stats(data_root, dataset=spec.dataset, split=spec.ref_split,
-                                    num_samples=spec.ref_samples, backend=backend,
-                                    cache_dir=spec.cache_dir, max_features=spec.max_features,
-                                    extractor=features, device="cuda" if torch.cuda.is_available() else None)
+        reference, ref_info = _reference(spec, data_root, features, backend,
+                                         "cuda" if torch.cuda.is_available() else None)
     except FileNotFoundError as err:
         return None, f"not scored: {err}"
     logits_net, why_no_is = (inception_logits(spec.is_weights) if spec.inception_score
                              else (None, "metrics.inception_score=false"))
-    info = {"backend": backend, "reference": f"{spec.dataset}-{spec.ref_split}",
-            "reference_samples": int(reference.num_samples), "kid_pr_samples": spec.max_features,
+    info = {"backend": backend, **ref_info, "kid_pr_samples": spec.max_features,
             "inception_score": "reported" if logits_net is not None else f"unavailable: {why_no_is}",
             **{k: v for k, v in asdict(spec).items() if k in ("pr_k", "kid_subsets", "kid_subset_size")}}
     return Scoring(features, logits_net, spec, reference, info), ""

@@ -3,11 +3,13 @@
 Chain: uint8 images -> Inception features (``features``) -> pure maths on feature
 matrices (``maths``) -> reference statistics cached on disk (``reference``) -> a
 torchmetrics ``Metric`` that accumulates one stage's features, DDP-exact (``scores``).
+References: CIFAR-10 built in (``reference``), or a batch the user brings (``reference_npz``).
 """
 
 from bigroc.metrics.features import InceptionFeatures, build_feature_extractor, inception_logits
 from bigroc.metrics.maths import frechet_distance, kid, precision_recall
 from bigroc.metrics.reference import ReferenceStats, reference_stats
+from bigroc.metrics.reference_npz import npz_reference_stats
 from bigroc.metrics.scores import GenerativeScores
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "frechet_distance",
     "inception_logits",
     "kid",
+    "npz_reference_stats",
     "precision_recall",
     "reference_stats",
 ]

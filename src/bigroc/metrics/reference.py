@@ -3,6 +3,9 @@
 FID needs the reference mean and covariance of pool3 features; KID and precision/recall
 need reference features themselves (the first ``max_features``). One pass over the split
 gives both: running float64 sums for the moments, the first rows kept verbatim.
+
+This module holds the built-in CIFAR-10 reference (:func:`reference_stats`) and the cache;
+:mod:`bigroc.metrics.reference_npz` reads a reference batch the user brings.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
@@ -28,15 +32,17 @@ DATASETS = ("cifar10",)
 class ReferenceStats:
     """Reference pool3 statistics.
 
-    ``mu`` float64 (D,), ``sigma`` float64 (D, D) over ``num_samples`` images;
-    ``features`` float32 (M, D): the first M <= max_features of those images' features;
+    ``mu`` float64 (D,), ``sigma`` float64 (D, D) over ``num_samples`` images (``None``:
+    statistics read from a file that does not say how many);
+    ``features`` float32 (M, D): the first M <= max_features reference images' features
+    (M = 0 where only statistics exist: FID only, no KID or precision/recall);
     ``key``: what was measured (dataset, split, sample count, backend, data digest, ...).
     """
 
     mu: Tensor
     sigma: Tensor
     features: Tensor
-    num_samples: int
+    num_samples: int | None
     key: dict = field(default_factory=dict)
     _sigma_factor: Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -106,25 +112,45 @@ def _progress(enabled: bool):
     return Progress(*columns, disable=not enabled, transient=True)
 
 
-def _stream_stats(x: Tensor, extractor: nn.Module, max_features: int, batch_size: int, device: torch.device,
-                  label: str, progress: bool) -> ReferenceStats:
-    """One pass: float64 running sums for the moments, the first ``max_features`` rows kept."""
-    total = outer = None
+def _stream_stats(chunks: Iterable[Tensor], total: int, extractor: nn.Module, max_features: int,
+                  device: torch.device, label: str, progress: bool) -> ReferenceStats:
+    """One pass over uint8 NCHW ``chunks`` (``total`` images): float64 running sums for the
+    moments, the first ``max_features`` rows kept."""
+    sums = outer = None
     kept: list[Tensor] = []
     n_kept = 0
     with _progress(progress) as bar:
-        task = bar.add_task(f"reference features ({label})", total=x.shape[0])
-        for chunk in x.split(batch_size):
+        task = bar.add_task(f"reference features ({label})", total=total)
+        for chunk in chunks:
             f = extractor(chunk.to(device)).detach()
             f64 = f.double()
-            total = f64.sum(0) if total is None else total + f64.sum(0)
+            sums = f64.sum(0) if sums is None else sums + f64.sum(0)
             outer = f64.T @ f64 if outer is None else outer + f64.T @ f64
             if n_kept < max_features:
                 kept.append(f[: max_features - n_kept].float().cpu())
                 n_kept += kept[-1].shape[0]
             bar.advance(task, chunk.shape[0])
-    mu, sigma = moments_from_sums(total, outer, x.shape[0])
-    return ReferenceStats(mu.cpu(), sigma.cpu(), torch.cat(kept), x.shape[0])
+    mu, sigma = moments_from_sums(sums, outer, total)
+    return ReferenceStats(mu.cpu(), sigma.cpu(), torch.cat(kept), total)
+
+
+def cached_stats(key: dict, chunks: Callable[[], Iterable[Tensor]], total: int, *, cache_dir: str | Path | None,
+            extractor: nn.Module | None, device: str | torch.device | None, label: str,
+            progress: bool) -> ReferenceStats:
+    """The statistics under ``key``: read from the cache, else computed from ``chunks()``
+    (uint8 NCHW batches, ``total`` images) and cached atomically."""
+    path = _cache_file(Path(cache_dir) if cache_dir is not None else default_cache_dir(), key)
+    if path.exists():
+        return _load(path, key)
+    if device is None and extractor is not None:
+        device = next((p.device for p in extractor.parameters()), "cpu")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if extractor is None:
+        extractor, _ = build_feature_extractor(key["backend"])
+    stats = _stream_stats(chunks(), total, extractor, key["max_features"], device, label, progress)
+    stats.key = key
+    _save(stats, path)
+    return stats
 
 
 def reference_stats(
@@ -155,15 +181,6 @@ def reference_stats(
     key = {"format": CACHE_FORMAT, "dataset": dataset, "split": split, "num_samples": num_samples,
            "backend": backend, "network": describe_backend(backend), "max_features": max_features,
            "data_sha1": digest}
-    path = _cache_file(Path(cache_dir) if cache_dir is not None else default_cache_dir(), key)
-    if path.exists():
-        return _load(path, key)
-    if device is None and extractor is not None:
-        device = next((p.device for p in extractor.parameters()), "cpu")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if extractor is None:
-        extractor, _ = build_feature_extractor(backend)
-    stats = _stream_stats(x, extractor, max_features, batch_size, device, f"{dataset} {split}", progress)
-    stats.key = key
-    _save(stats, path)
-    return stats
+    return cached_stats(key, lambda: x.split(batch_size), x.shape[0], cache_dir=cache_dir, extractor=extractor,
+                   device=device, label=f"{dataset} {split}", progress=progress)
+

@@ -132,7 +132,10 @@ class GenerativeScores(Metric):
         return features[order][first], logits
 
     def compute(self) -> dict[str, float]:
-        """``fid``, ``kid_mean``, ``kid_std``, ``precision``, ``recall`` (+ ``is_mean``, ``is_std``)."""
+        """``fid``, ``kid_mean``, ``kid_std``, ``precision``, ``recall`` (+ ``is_mean``, ``is_std``).
+
+        Without reference features (statistics-only reference): ``fid`` (+ IS) only.
+        """
         n = int(self.num_samples)
         mu, sigma = moments_from_sums(self.feature_sum, self.outer_sum, n)
         ref = self.reference
@@ -140,10 +143,11 @@ class GenerativeScores(Metric):
         fid = frechet_distance(ref.mu.to(device), ref.sigma.to(device), mu, sigma,
                                sigma1_factor=ref.sigma_factor().to(device))
         fake, logits = self._kept()
-        real = ref.features.to(fake.device)
-        kid_mean, kid_std = kid(real, fake, self.kid_subsets, self.kid_subset_size)
-        precision, recall = precision_recall(real, fake, k=self.pr_k)
-        scores = {"fid": fid, "kid_mean": kid_mean, "kid_std": kid_std, "precision": precision, "recall": recall}
+        scores = {"fid": fid}
+        if ref.features.shape[0] > 0:  # a reference of statistics only gives FID alone
+            real = ref.features.to(fake.device)
+            scores["kid_mean"], scores["kid_std"] = kid(real, fake, self.kid_subsets, self.kid_subset_size)
+            scores["precision"], scores["recall"] = precision_recall(real, fake, k=self.pr_k)
         if self.with_is:
             scores["is_mean"], scores["is_std"] = inception_score(logits, splits=IS_SPLITS)
         return {name: float(value) for name, value in scores.items()}
