@@ -26,9 +26,25 @@ def options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+def experiment_entry(option: str) -> str:
+    """The entry point an experiment overlay is for, read off the groups it overrides."""
+    import yaml
+
+    for item in yaml.safe_load((CONF / "experiment" / f"{option}.yaml").read_text()).get("defaults", []):
+        if isinstance(item, str) and item != "_self_":
+            return experiment_entry(item)  # it builds on another experiment
+        if isinstance(item, dict) and "override /model" in item:
+            return "train_generator"
+        if isinstance(item, dict) and "override /generator" in item:
+            return "run_boost"
+    return "train_robust"
+
+
 @pytest.mark.parametrize("option", options("classifier"))
 def test_each_classifier_config_instantiates(option, recwarn):
     cfg = compose_cfg("boost", [f"classifier={option}"])
+    if OmegaConf.is_missing(cfg.classifier, "checkpoint"):
+        pytest.skip("needs a checkpoint of the user's (loaded in tests/test_imagenet_boost.py)")
     classifier = instantiate(cfg.classifier)
     assert not [w for w in recwarn if "instead of the configured" in str(w.message)]
     assert classifier.num_classes == cfg.classifier.num_classes
@@ -57,8 +73,8 @@ def test_train_robust_defaults_follow_madrylab(tiny_classifier):
 @pytest.mark.parametrize("group", ["trainer", "logger", "data", "experiment"])
 def test_each_train_robust_option_composes(group, tmp_path):
     for option in options(group):
-        if group == "experiment" and "override /model" in (CONF / group / f"{option}.yaml").read_text():
-            continue  # a train_generator.py experiment
+        if group == "experiment" and experiment_entry(option) != "train_robust":
+            continue  # a train_generator.py or run_boost.py experiment
         cfg = compose_cfg("train_robust", [f"{group}={option}"])
         if group == "trainer" and cfg.trainer.accelerator == "cpu":
             trainer = instantiate(cfg.trainer, default_root_dir=str(tmp_path), logger=False)
@@ -107,7 +123,8 @@ def test_each_generator_config_composes(option):
 
 @pytest.mark.parametrize("option", options("metrics"))
 def test_each_metrics_config_composes(option):
-    cfg = compose_cfg("boost", [f"metrics={option}"])
+    path = ["metrics.path=ref.npz"] if option == "reference_npz" else []  # a file of the user's
+    cfg = compose_cfg("boost", [f"metrics={option}", *path])
     assert (instantiate(cfg.metrics).max_features == 10000) if cfg.metrics else option == "none"
 
 
