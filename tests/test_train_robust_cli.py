@@ -32,6 +32,12 @@ def test_contract_leaves_an_exported_classifier(cifar_root, tmp_path):
     assert {"test/clean_acc", "test/adv_acc@0.5"} <= set(sidecar["metrics"])
     assert load_classifier(out / "classifier.safetensors")(torch.rand(1, 3, 32, 32)).shape == (1, 10)
     assert (out / "checkpoints" / "last.ckpt").exists()
+    # Resuming from the command line: the saved hyperparameters must load weights-only.
+    resumed = train([f"data.root={cifar_root}", *TINY, "trainer.max_steps=4", "logger=none",
+                     f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={tmp_path / 'resumed'}"],
+                    tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((tmp_path / "resumed" / "classifier.json").read_text())["global_step"] == 4
 
 
 def test_multirun_gives_one_export_and_one_wandb_run_per_job(cifar_root, tmp_path):

@@ -65,6 +65,10 @@ class RobustTraining(L.LightningModule):
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
         if not 0.0 <= clean_weight <= 1.0:
             raise ValueError(f"clean_weight must lie in [0, 1], got {clean_weight}")
+        # Hydra hands lists over as ListConfig, which a weights-only checkpoint load refuses:
+        # plain tuples go into the saved hyperparameters (read from these locals).
+        val_eps, test_eps = tuple(map(float, val_eps)), tuple(map(float, test_eps))
+        milestones = tuple(map(int, milestones))
         self.save_hyperparameters(ignore=["classifier", "attack"])
         self.classifier, self.attack = classifier, attack
         self.train_step_size = attack.step_size if attack.step_size is not None else madry_step_size(attack.eps, attack.steps)
