@@ -90,6 +90,15 @@ def test_experiments_pin_their_settings():
     assert (cpu.classifier.width, cpu.steps, cpu.attack.random_start, cpu.module.schedule) == (0.25, 3, True, "onecycle")
 
 
+@pytest.mark.parametrize("option", options("logger"))
+def test_interpolate_config_composes_and_compare_follows_the_classifier(option):
+    cfg = compose_cfg("interpolate", [f"logger={option}", "classifier=resnet18_narrow",
+                                      "compare.checkpoint=null"])
+    assert cfg.classifier.checkpoint is None and list(cfg.labels) == ["robust", "standard"]
+    assert cfg.c[0] == 0.1 and cfg.c[-1] == 1.0 and cfg.step_size is None
+    compare = instantiate(cfg.compare)
+    assert compare.model.width == cfg.classifier.width == 0.25
+
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 

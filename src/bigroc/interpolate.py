@@ -71,7 +71,7 @@ def resolve_layers(classifier: nn.Module, layers: Sequence[str] | str | None = N
 
 
 @contextmanager
-def tapped(classifier: nn.Module, layers: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
+def _tapped(classifier: nn.Module, layers: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
     """Forward hooks on the modules ``layers`` (full names); removed on exit.
 
     Yields a dict filled, during each forward pass, with every tapped module's output. The
@@ -83,6 +83,9 @@ def tapped(classifier: nn.Module, layers: Sequence[str]) -> Iterator[dict[str, t
 
     def hook(name: str):
         def record(module: nn.Module, args, output: torch.Tensor) -> None:
+            if not isinstance(output, torch.Tensor):
+                raise ValueError(f"layer {name} returns a {type(output).__name__}, not a tensor; "
+                                 "tap a module that returns one")
             # A copy: a later in-place op (ReLU(inplace=True)) must not change what we keep.
             store[name] = output.clone()
             if len(store) == len(layers):
@@ -104,7 +107,7 @@ def features(classifier: nn.Module, x: torch.Tensor, layers: Sequence[str]) -> l
     Shape:
         x: (N, 3, H, W) in [0, 1]; returns one (N, D_i) tensor per layer, in ``layers`` order.
     """
-    with tapped(classifier, layers) as store:
+    with _tapped(classifier, layers) as store:
         try:
             classifier(x)
         except _AllTapped:

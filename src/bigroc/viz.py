@@ -1,4 +1,4 @@
-"""Figures of a boosting run: before/after grids, label histograms, eps-sweep plots."""
+"""Figures: before/after grids, label histograms, eps-sweep plots, interpolation strips."""
 
 from __future__ import annotations
 
@@ -29,11 +29,16 @@ def before_after_grid(base: torch.Tensor, boosted: torch.Tensor, *, amplify: flo
         raise ValueError(f"need two uint8 (N, 3, H, W) batches of one shape, got "
                          f"{tuple(base.shape)} {base.dtype} and {tuple(boosted.shape)} {boosted.dtype}")
     delta = ((boosted.float() - base.float()).abs() * amplify).clamp(0, 255).to(torch.uint8)
-    rows = torch.stack([base, boosted, delta])  # (3, N, C, H, W)
+    return tile(torch.stack([base, boosted, delta]), pad=pad, scale=scale)
+
+
+def tile(rows: torch.Tensor, *, pad: int = 2, scale: int = 2) -> np.ndarray:
+    """Lay uint8 images (R, N, 3, H, W) out as R rows of N on white, each enlarged ``scale``
+    times (nearest); returns uint8 (rows, cols, 3)."""
     rows = rows.repeat_interleave(scale, dim=-1).repeat_interleave(scale, dim=-2)
-    _, n, c, h, w = rows.shape
-    canvas = torch.full((c, 3 * (h + pad) + pad, n * (w + pad) + pad), 255, dtype=torch.uint8)
-    for r in range(3):
+    r_count, n, c, h, w = rows.shape
+    canvas = torch.full((c, r_count * (h + pad) + pad, n * (w + pad) + pad), 255, dtype=torch.uint8)
+    for r in range(r_count):
         for i in range(n):
             top, left = pad + r * (h + pad), pad + i * (w + pad)
             canvas[:, top:top + h, left:left + w] = rows[r, i]
@@ -106,4 +111,33 @@ def save_sweep_plot(path: str | os.PathLike, rows: Sequence[Mapping], metrics=("
         ax.set_xlabel("eps (L2, [0, 1] pixel units)")
         ax.set_ylabel(m)
         ax.legend(fontsize=7)
+    return _save_figure(fig, path)
+
+
+def save_strips_figure(path: str | os.PathLike, strips: Mapping[str, torch.Tensor],
+                       columns: Sequence[str], title: str = "") -> Path:
+    """Labelled rows of images, e.g. one interpolation per classifier ("robust" above
+    "standard", the paper's Fig. 6) or one per image pair.
+
+    Args:
+        strips: row label -> uint8 (K, 3, H, W) images, K = len(columns) for every row.
+        columns: a title per column ("source", "c=0.5", ..., "target").
+    """
+    plt = _pyplot()
+    rows = list(strips.items())
+    if any(len(images) != len(columns) for _, images in rows):
+        raise ValueError(f"every strip needs {len(columns)} images, one per column, got "
+                         f"{[len(images) for _, images in rows]}")
+    fig, axes = plt.subplots(len(rows), len(columns), squeeze=False,
+                             figsize=(0.95 * len(columns) + 0.8, 1.05 * len(rows) + 0.4))
+    for r, (label, images) in enumerate(rows):
+        for k, ax in enumerate(axes[r]):
+            ax.imshow(images[k].permute(1, 2, 0).cpu().numpy(), interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[k], fontsize=8)
+        axes[r][0].set_ylabel(label, fontsize=8, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=9)
     return _save_figure(fig, path)
