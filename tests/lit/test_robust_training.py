@@ -86,3 +86,19 @@ def test_export_round_trips_and_madrylab_reads_its_layout(cifar_root, tmp_path, 
 def test_bad_options_are_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         make_module(**bad)
+
+
+def test_eps_zero_is_standard_training_on_clean_images(cifar_root, tmp_path):
+    def params_after_three_steps(**overrides) -> dict[str, torch.Tensor]:
+        module = make_module(**overrides)
+        data = CIFAR10DataModule(str(cifar_root), batch_size=16, train_size=48, test_size=16)
+        make_trainer(tmp_path, max_steps=3, enable_checkpointing=False).fit(module, datamodule=data)
+        return dict(module.classifier.named_parameters())
+
+    standard = params_after_three_steps(attack=AttackSpec(eps=0.0, steps=2))
+    # Adversarial examples weighted 0 and the clean loss weighted 1: the same gradients.
+    clean_only = params_after_three_steps(clean_weight=1.0)
+    robust = params_after_three_steps()
+    for name, value in standard.items():
+        torch.testing.assert_close(value, clean_only[name], rtol=0, atol=1e-6)
+    assert any(not torch.allclose(value, robust[name]) for name, value in standard.items())

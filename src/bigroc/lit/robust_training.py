@@ -28,7 +28,8 @@ class RobustTraining(L.LightningModule):
 
     Args:
         classifier: takes [0, 1] images; trained in place.
-        attack: the training attack; ``step_size=None`` means 2.5 * eps / steps.
+        attack: the training attack; ``step_size=None`` means 2.5 * eps / steps. ``eps=0``
+            trains on the clean images alone: a standard (non-robust) baseline classifier.
         val_eps, test_eps: radii (same norm) for robust accuracy in validation and test.
         eval_steps: PGD steps of the evaluation attack.
         clean_weight: weight of the clean loss, 0 for pure adversarial training.
@@ -92,9 +93,9 @@ class RobustTraining(L.LightningModule):
         x, y = batch
         g = torch.Generator(device=x.device).manual_seed(self.hparams.seed * 100_003 + self.global_step)
         spec = self.attack
-        x_adv = pgd(self.classifier, x, y, eps=spec.eps, steps=spec.steps, step_size=self.train_step_size,
-                    norm=spec.norm, targeted=False, random_start=spec.random_start,
-                    use_best=spec.use_best, generator=g)
+        x_adv = x if spec.eps == 0 else pgd(
+            self.classifier, x, y, eps=spec.eps, steps=spec.steps, step_size=self.train_step_size, norm=spec.norm,
+            targeted=False, random_start=spec.random_start, use_best=spec.use_best, generator=g)
         logits = self.classifier(x_adv)
         loss = F.cross_entropy(logits, y)
         if self.hparams.clean_weight > 0:
