@@ -82,7 +82,8 @@ def read_npz_array(path: str | os.PathLike, key: str) -> np.ndarray:
     with open(path, "rb") as raw:  # the local file header: 30 bytes, then name and extra field
         raw.seek(info.header_offset)
         local = raw.read(30)
-    data_start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+    name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+    data_start = info.header_offset + 30 + name_len + extra_len
     if int(np.prod(shape)) == 0:
         return np.zeros(shape, dtype)
     return np.memmap(path, dtype=dtype, mode="r", offset=data_start + header_len, shape=shape,
