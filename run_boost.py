@@ -62,6 +62,7 @@ def main(cfg: DictConfig) -> None:
                        calibration_samples=cfg.calibration.samples, calibration_seed=cfg.calibration.seed,
                        scores=scoring.new_scores() if scoring else None,
                        features=scoring.features if scoring else None,
+                       base_features=scoring.base_features if scoring else None,
                        logits_net=scoring.logits_net if scoring else None,
                        chunks=chunks, grid_size=cfg.grid_size)
         trainer.test(module, datamodule=GeneratedDataModule(cfg.num_samples, cfg.batch_size))

@@ -34,6 +34,9 @@ class ScoringSpec:
         cache_dir: where reference statistics are cached (default ``$BIGROC_CACHE`` or
             ``~/.cache/bigroc``).
         max_features: KID, precision/recall (and IS) use the first this many samples.
+        cache_base_features: keep the features of the generated (base) images on disk under
+            ``cache_dir/features``, by content: a run that boosts the same images again (the
+            next eps of a sweep) reads them back instead of running Inception on them.
         inception_score: report IS where the standard Inception logits are available.
         is_weights: a local file of those weights, for torch-fidelity without internet.
     """
@@ -45,6 +48,7 @@ class ScoringSpec:
     backend: str = "auto"
     cache_dir: str | None = None
     max_features: int = 10000
+    cache_base_features: bool = True
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     pr_k: int = 3
@@ -54,9 +58,13 @@ class ScoringSpec:
 
 @dataclass
 class Scoring:
-    """The ready pieces: ``scores`` for :class:`bigroc.lit.Boost`, and what to record."""
+    """The ready pieces: ``scores`` for :class:`bigroc.lit.Boost`, and what to record.
+
+    ``base_features`` is ``features`` behind the on-disk cache (``cache_base_features``).
+    """
 
     features: nn.Module
+    base_features: nn.Module
     logits_net: nn.Module | None
     spec: ScoringSpec
     reference: Any
@@ -153,4 +161,15 @@ def prepare_scoring(spec: ScoringSpec | None, data_root: str | Path, *,
     info = {"backend": backend, **ref_info, "kid_pr_samples": spec.max_features,
             "inception_score": "reported" if logits_net is not None else f"unavailable: {why_no_is}",
             **{k: v for k, v in asdict(spec).items() if k in ("pr_k", "kid_subsets", "kid_subset_size")}}
-    return Scoring(features, logits_net, spec, reference, info), ""
+    return Scoring(features, _base_features(spec, features, backend), logits_net, spec, reference, info), ""
+
+
+def _base_features(spec: ScoringSpec, features: nn.Module, backend: str) -> nn.Module:
+    if not spec.cache_base_features:
+        return features
+    from bigroc.metrics.feature_cache import FeatureCache
+    from bigroc.metrics.features import describe_backend
+    from bigroc.metrics.reference import default_cache_dir
+
+    folder = Path(spec.cache_dir) if spec.cache_dir else default_cache_dir()
+    return FeatureCache(features, folder / "features", tag=describe_backend(backend))

@@ -92,3 +92,41 @@ def test_class_count_mismatch_names_both(tmp_path):
     classifier = build_classifier("resnet18", num_classes=100, width=0.125)
     with pytest.raises(ValueError, match="predicts 100 classes but the generator's data has 10"):
         Boost(samples(tmp_path), classifier, ATTACK)
+
+
+class SmallFeatures(torch.nn.Module):
+    """A small fixed feature network (uint8 images -> 16-d), counting the batches it ran on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.calls = torch.nn.Conv2d(3, 16, 8, stride=8), 0
+
+    def forward(self, u8: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.conv(u8.float() / 255).mean((2, 3))
+
+
+def test_a_second_eps_reads_the_base_features_back_from_the_cache(tiny_classifier, tmp_path):
+    from bigroc.metrics import GenerativeScores, ReferenceStats
+    from bigroc.metrics.feature_cache import FeatureCache
+
+    net = SmallFeatures()
+    reference = ReferenceStats.from_features(torch.randn(40, 16))
+
+    def boost(eps: float, base_features=None) -> dict:
+        scores = {s: GenerativeScores(reference, kid_subset_size=4, pr_k=3) for s in ("base", "boosted")}
+        module = Boost(samples(tmp_path), tiny_classifier, AttackSpec(eps=eps, steps=3), scores=scores,
+                       features=net, base_features=base_features)
+        return run(module)
+
+    uncached = boost(0.5)
+    cache = FeatureCache(net, tmp_path / "features", tag="small")
+    first = boost(0.5, cache)
+    calls = net.calls
+    second = boost(1.0, cache)
+    assert net.calls - calls == 3  # the boosted batches only: the base ones came from disk
+    assert len(list((tmp_path / "features").glob("*.pt"))) == 3
+    base = [k for k in first if k.startswith("base/")]
+    assert {k: first[k] for k in base} == {k: second[k] for k in base} == {k: uncached[k] for k in base}
+    assert second["boosted/fid"] != first["boosted/fid"]
