@@ -35,7 +35,7 @@ def experiment_entry(option: str) -> str:
             return experiment_entry(item)  # it builds on another experiment
         if isinstance(item, dict) and "override /model" in item:
             return "train_generator"
-        if isinstance(item, dict) and "override /generator" in item:
+        if isinstance(item, dict) and {"override /generator", "override /metrics"} & set(item):
             return "run_boost"
     return "train_robust"
 
@@ -88,6 +88,10 @@ def test_experiments_pin_their_settings():
     assert (madry.classifier.arch, madry.epsilon, madry.attack.step_size, madry.epochs) == ("resnet50", 0.5, 0.1, 150)
     cpu = compose_cfg("train_robust", ["experiment=cpu_cifar10_l2"])
     assert (cpu.classifier.width, cpu.steps, cpu.attack.random_start, cpu.module.schedule) == (0.25, 3, True, "onecycle")
+    standard = compose_cfg("train_robust", ["experiment=cpu_cifar10_standard"])
+    assert (standard.epsilon, standard.classifier.width, list(standard.module.test_eps)) == (0.0, 0.25, [0.5])
+    paper = compose_cfg("boost", ["experiment=paper_cifar10"])
+    assert (paper.num_samples, paper.metrics.ref_split, paper.metrics.ref_samples) == (50000, "train", None)
 
 
 @pytest.mark.parametrize("option", options("logger"))
@@ -119,12 +123,28 @@ def test_default_boost_job_runs_the_shipped_generator_and_classifier(cifar_root,
     assert sum(metrics["debias/calibration"]["mean"]) == 8
 
 
+def test_default_job_without_cifar10_still_boosts_and_says_what_it_could_not_score(tmp_path):
+    import json
+
+    args = [str(ROOT / "run_boost.py"), f"data.root={tmp_path / 'no-data'}", "num_samples=4", "batch_size=4",
+            "steps=2", "calibration.samples=8", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"]
+    out = run(args, tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    said = [line for line in out.stdout.splitlines() if line.startswith("not scored")]
+    assert len(said) == 1 and "is missing" in said[0] and "data.download=true" in said[0]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["scored"] == said[0] and "base/fid" not in metrics
+    assert metrics["boosted/target_prob"] > metrics["base/target_prob"]
+    for name in ("samples_base.npz", "samples_boosted.npz", "grid_before_after.png", "label_histograms.png"):
+        assert (tmp_path / "run" / name).is_file()
+
+
 @pytest.mark.parametrize("option", options("generator"))
 def test_each_generator_config_composes(option):
     cfg = compose_cfg("boost", [f"generator={option}"])
     assert cfg.generator._target_ == "bigroc.generators.build_generator"
-    if option in ("samples", "stylegan2_ada", "cifar10_vae"):
-        return  # need a file, a checkout, or are the shipped default (tested above)
+    if option in ("samples", "stylegan2_ada") or option.startswith("cifar10_"):
+        return  # need a file or a checkout, or are shipped (tests/generators/test_shipped_generators.py)
     source = instantiate(cfg.generator, random_init=True)
     x, _ = source.sample(1, seed=0)
     assert x.shape == (1, 3, 32, 32)
