@@ -29,7 +29,8 @@ def main(cfg: DictConfig) -> None:
     from bigroc.report import write_metrics
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    c, layers, weights = (OmegaConf.to_container(cfg[k]) if cfg[k] is not None else None
+    c, layers, weights = (OmegaConf.to_container(cfg[k]) if OmegaConf.is_config(cfg[k])
+                          else None if cfg[k] is None else [cfg[k]]  # one value: c=0.5, layers=layer3
                           for k in ("c", "layers", "layer_weights"))
     if len(cfg.labels) != 2 or cfg.labels[0] == cfg.labels[1]:
         raise ValueError(f"labels must be two different names (classifier, compare), got {list(cfg.labels)}")

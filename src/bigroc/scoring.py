@@ -26,8 +26,8 @@ class ScoringSpec:
 
     Attributes:
         dataset: ``cifar10`` (built in) or ``npz`` (a reference batch at ``path``).
-        ref_split, ref_samples: for CIFAR-10: ``train`` (the paper's) or ``test``, all of it
-            (``ref_samples=None``) or its first ``ref_samples`` images.
+        ref_split, ref_samples: for CIFAR-10: ``train`` (the paper's) or ``test``, its first
+            ``ref_samples`` images (default 10 000) or all of it (``ref_samples=None``).
         path: for ``npz``: the file; ``mu``/``sigma`` give FID, ``arr_0`` images give KID and
             precision/recall (and FID where there are no statistics).
         backend: Inception features: ``auto``, ``fid_helper`` or ``torch_fidelity``.
@@ -43,7 +43,7 @@ class ScoringSpec:
 
     dataset: str = "cifar10"
     ref_split: str = "train"
-    ref_samples: int | None = None
+    ref_samples: int | None = 10000
     path: str | None = None
     backend: str = "auto"
     cache_dir: str | None = None

@@ -47,3 +47,17 @@ def test_a_damaged_file_is_computed_again_and_replaced(inception, real_images, t
     assert torch.equal(cache(u8), expected) and net.calls == 2
     assert torch.equal(torch.load(path, weights_only=True), expected)
     assert not list(tmp_path.glob(".*tmp*"))  # written atomically, nothing left behind
+
+
+def test_an_unwritable_folder_warns_once_and_still_returns_the_features(tmp_path):
+    import pytest
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    net = Counted(torch.nn.Flatten())
+    cache = FeatureCache(net, blocker / "features", tag="flat")
+    u8 = torch.randint(0, 256, (2, 3, 4, 4), dtype=torch.uint8)
+    with pytest.warns(UserWarning, match="cannot cache features") as record:
+        first, second = cache(u8), cache(u8)
+    assert len(record) == 1 and net.calls == 2
+    assert torch.equal(first, u8.flatten(1)) and torch.equal(second, first)

@@ -10,6 +10,7 @@ the scores do not change.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from pathlib import Path
 
 import torch
@@ -26,7 +27,8 @@ class FeatureCache(nn.Module):
         folder: where the ``<sha1>.pt`` files live (created when first needed).
         tag: what identifies ``net`` (backend, version, weights): part of every key.
 
-    A file that cannot be read or does not fit the batch is computed again and replaced.
+    A file that cannot be read or does not fit the batch is computed again and replaced; a
+    folder that cannot be written to gives one warning, and the features are still returned.
     """
 
     def __init__(self, net: nn.Module, folder: str | Path, tag: str) -> None:
@@ -34,9 +36,11 @@ class FeatureCache(nn.Module):
         self.net = net
         self.folder = Path(folder)
         self.tag = tag
+        self._warned = False
 
     def key(self, u8: Tensor) -> str:
-        digest = hashlib.sha1(f"{self.tag}|{tuple(u8.shape)}|{u8.dtype}|".encode())
+        # The device type is part of the key: CPU and GPU kernels round differently.
+        digest = hashlib.sha1(f"{self.tag}|{u8.device.type}|{tuple(u8.shape)}|{u8.dtype}|".encode())
         digest.update(u8.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()
 
@@ -46,8 +50,14 @@ class FeatureCache(nn.Module):
         if cached is not None:
             return cached.to(u8.device)
         features = self.net(u8)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda tmp: torch.save(features.detach().cpu(), tmp))
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda tmp: torch.save(features.detach().cpu(), tmp))
+        except OSError as err:  # a read-only or full disk costs speed, never the run
+            if not self._warned:
+                warnings.warn(f"cannot cache features in {self.folder} ({err}); computing them every time",
+                              stacklevel=2)
+                self._warned = True
         return features
 
 
