@@ -23,7 +23,8 @@ def _one_thread():
 
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-PRESETS = {"cifar10_vae"}  # a family's config plus shipped weights (tested in tests/test_configs.py)
+# cifar10_*: a family's config plus shipped weights (tests/generators/test_shipped_generators.py)
+PRESETS = {p.stem for p in (CONF / "generator").glob("cifar10_*.yaml")}
 OPTIONS = sorted(p.stem for p in (CONF / "generator").glob("*.yaml") if p.stem not in PRESETS)
 TINY = {"ngf": 4, "ch": 2, "latent_dim": 8}  # where a family has the key
 COMMON = {"_target_", "name", "checkpoint", "random_init"}
