@@ -171,5 +171,4 @@ def _base_features(spec: ScoringSpec, features: nn.Module, backend: str) -> nn.M
     from bigroc.metrics.features import describe_backend
     from bigroc.metrics.reference import default_cache_dir
 
-    folder = Path(spec.cache_dir) if spec.cache_dir else default_cache_dir()
-    return FeatureCache(features, folder / "features", tag=describe_backend(backend))
+    return FeatureCache(features, default_cache_dir(spec.cache_dir) / "features", tag=describe_backend(backend))

@@ -60,8 +60,10 @@ class ReferenceStats:
         return cls(mu, sigma, features[:max_features].float().clone(), features.shape[0], dict(key or {}))
 
 
-def default_cache_dir() -> Path:
-    """``$BIGROC_CACHE`` if set, else ``~/.cache/bigroc``."""
+def default_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir`` when given, else ``$BIGROC_CACHE`` if set, else ``~/.cache/bigroc``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
     return Path(os.environ.get("BIGROC_CACHE") or Path.home() / ".cache" / "bigroc")
 
 
@@ -139,7 +141,7 @@ def cached_stats(key: dict, chunks: Callable[[], Iterable[Tensor]], total: int, 
             progress: bool) -> ReferenceStats:
     """The statistics under ``key``: read from the cache, else computed from ``chunks()``
     (uint8 NCHW batches, ``total`` images) and cached atomically."""
-    path = _cache_file(Path(cache_dir) if cache_dir is not None else default_cache_dir(), key)
+    path = _cache_file(default_cache_dir(cache_dir), key)
     if path.exists():
         return _load(path, key)
     if device is None and extractor is not None:
