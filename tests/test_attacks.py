@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from bigroc.attacks import l2_project, linf_project, pgd
+from numerics import assert_iterates_agree
 
 NORM_EPS = [("l2", 0.5), ("linf", 8 / 255)]
 
@@ -65,7 +66,8 @@ def test_result_does_not_depend_on_batch(tiny_classifier, images, labels, norm, 
     whole = pgd(tiny_classifier, images, labels, **kwargs)
     parts = torch.cat([pgd(tiny_classifier, images[i : i + 1], labels[i : i + 1], **kwargs)
                        for i in range(len(images))])
-    assert torch.allclose(whole, parts, atol=1e-5)
+    # Another batch shape may take other kernels: equal up to rounding that the steps carry.
+    assert_iterates_agree(parts, whole, radius=eps)
 
 
 def test_restores_each_module_mode_and_leaves_weights_alone(tiny_classifier, images, labels):

@@ -117,6 +117,13 @@ class RobustTraining(L.LightningModule):
         x, y = batch
         model = self._eval_model
         self._seen += len(x)
+        # Accuracies are measured in float32 whatever the training precision, so a recipe
+        # trained under bf16 autocast is scored by the same attack as any other.
+        with torch.autocast(x.device.type, enabled=False):
+            self._evaluate_fp32(model, x, y, stage, radii)
+
+    def _evaluate_fp32(self, model: Classifier, x: torch.Tensor, y: torch.Tensor, stage: str,
+                       radii: Sequence[float]) -> None:
         with torch.no_grad():
             self.log(keys.clean_acc(stage), (model(x).argmax(1) == y).float().mean(),
                      batch_size=len(x), sync_dist=True, prog_bar=True)
