@@ -7,7 +7,12 @@ STAMP := $(VENV)/.installed
 # tests need only its attacker and models, so it goes in without its dependencies.
 ROBUSTNESS := robustness==1.2.1.post2
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test test-avx2 bench clean
+
+# The numerical tests again under AVX2 kernels (what an AVX2-only CPU runs); on an AVX-512
+# or AMX CPU this checks both kernel families' rounding against the tests' bounds.
+NUMERICAL_TESTS := tests/test_madry_crosscheck.py tests/test_attacks.py tests/test_boost.py \
+	tests/test_interpolate.py tests/metrics tests/models tests/lit/test_robust_training.py
 
 setup: $(STAMP)
 
@@ -22,6 +27,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+test-avx2: $(STAMP)
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(PY) -m pytest $(NUMERICAL_TESTS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_boost.py

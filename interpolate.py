@@ -15,8 +15,11 @@ comparison.png with a second classifier, interpolations.png for several pairs, m
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from bigroc.entry import refusals_in_one_line
+
 
 @hydra.main(config_path="conf", config_name="interpolate", version_base="1.3")
+@refusals_in_one_line
 def main(cfg: DictConfig) -> None:
     from pathlib import Path
 

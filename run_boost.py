@@ -17,8 +17,14 @@ directory) resumes from the batches it had finished.
 import hydra
 from omegaconf import DictConfig
 
+from bigroc.entry import refusals_in_one_line
+from bigroc.run_state import register_digest_resolver
+
+register_digest_resolver()  # the default run directory is named after the settings
+
 
 @hydra.main(config_path="conf", config_name="boost", version_base="1.3")
+@refusals_in_one_line
 def main(cfg: DictConfig) -> None:
     from pathlib import Path
 
@@ -27,12 +33,15 @@ def main(cfg: DictConfig) -> None:
 
     from bigroc import report
     from bigroc.data import GeneratedDataModule
+    from bigroc.entry import start_run_record
     from bigroc.io import ChunkStore
-    from bigroc.lit.boost import Boost, check_run_inputs
+    from bigroc.lit.boost import Boost
     from bigroc.loggers import finish_loggers, log_run
-    from bigroc.run_state import check_run_dir, record_settings, run_settings
+    from bigroc.run_checks import check_classifier, check_run_inputs
+    from bigroc.run_state import DIGEST_KEY, check_run_dir, prepare_run_dir, run_settings
     from bigroc.scoring import check_reference_fits, prepare_scoring
 
+    # Everything is read and checked before the run's first write (prepare_run_dir).
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     settings = run_settings(cfg)
     if check_run_dir(out_dir, settings) == "done":
@@ -43,21 +52,23 @@ def main(cfg: DictConfig) -> None:
         raise ValueError(f"num_samples={cfg.num_samples} but the source holds {len(source)} images; "
                          f"lower num_samples")
     classifier = instantiate(cfg.classifier)
+    check_classifier(classifier, str(cfg.classifier.checkpoint or cfg.classifier.arch), source.image_shape)
     attack = instantiate(cfg.attack)
     check_run_inputs(source, classifier, cfg.labels, cfg.debias)
     spec = instantiate(cfg.metrics) if cfg.metrics else None
-    check_reference_fits(spec, getattr(source, "image_size", 32))
+    check_reference_fits(spec, source.image_shape)
     scoring, why_not = prepare_scoring(spec, cfg.data.root, download=cfg.data.download)
     if scoring is None:
         print(why_not)
-    record_settings(out_dir, settings)
+    prepare_run_dir(out_dir, settings)
+    start_run_record(out_dir, cfg)
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(cfg.trainer, logger=logger)
     per_seed = []
     for seed in settings["seeds"]:
         seed_dir = out_dir if len(settings["seeds"]) == 1 else out_dir / f"seed{seed}"
-        chunks = ChunkStore(out_dir / ".chunks" / f"seed{seed}")
+        chunks = ChunkStore(out_dir / ".chunks" / f"seed{seed}", digest=settings[DIGEST_KEY])
         module = Boost(source, classifier, attack, seed=seed, labels=cfg.labels, debias=cfg.debias,
                        calibration_samples=cfg.calibration.samples, calibration_seed=cfg.calibration.seed,
                        scores=scoring.new_scores() if scoring else None,

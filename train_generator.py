@@ -14,8 +14,11 @@ plus a fixed-latent sample grid per epoch in <run dir>/samples/.
 import hydra
 from omegaconf import DictConfig
 
+from bigroc.entry import refusals_in_one_line
+
 
 @hydra.main(config_path="conf", config_name="train_generator", version_base="1.3")
+@refusals_in_one_line
 def main(cfg: DictConfig) -> None:
     import time
     from pathlib import Path
@@ -24,9 +27,11 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
+    from bigroc.entry import checked_resume_path
     from bigroc.lit.generative import export_generator
     from bigroc.loggers import finish_loggers
 
+    ckpt_path = checked_resume_path(cfg.ckpt_path, Path(cfg.checkpoint.dirpath))
     L.seed_everything(cfg.seed, workers=True)
     data = instantiate(cfg.data)
     module = instantiate(cfg.model)
@@ -34,7 +39,7 @@ def main(cfg: DictConfig) -> None:
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint)])
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=cfg.ckpt_path)
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
     train_seconds = time.perf_counter() - start
 
     if trainer.is_global_zero:

@@ -11,28 +11,31 @@ Leaves the classifier at <run dir>/classifier.safetensors with classifier.json b
 import hydra
 from omegaconf import DictConfig
 
+from bigroc.entry import refusals_in_one_line
+
 
 @hydra.main(config_path="conf", config_name="train_robust", version_base="1.3")
+@refusals_in_one_line
 def main(cfg: DictConfig) -> None:
-    import time
     from pathlib import Path
 
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
+    from bigroc.entry import checked_resume_path
     from bigroc.lit import export_trained
     from bigroc.loggers import finish_loggers
 
+    ckpt_path = checked_resume_path(cfg.ckpt_path, Path(cfg.checkpoint.dirpath))
     L.seed_everything(cfg.seed, workers=True)
     data = instantiate(cfg.data)
     module = instantiate(cfg.module, classifier=instantiate(cfg.classifier), attack=instantiate(cfg.attack))
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint)])
 
-    start = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=cfg.ckpt_path)
-    train_seconds = time.perf_counter() - start
+    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    train_seconds = module.train_seconds  # summed over the processes of a resumed run
     test_metrics = trainer.test(module, datamodule=data)[0] if cfg.test else {}
 
     if trainer.is_global_zero:

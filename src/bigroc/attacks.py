@@ -90,6 +90,21 @@ def linf_project(x: torch.Tensor, x0: torch.Tensor, eps: float) -> torch.Tensor:
 _STEPS = {"l2": (l2_step, l2_project), "linf": (linf_step, linf_project)}
 
 
+def check_in_ball(x_adv: torch.Tensor, x0: torch.Tensor, *, eps: float, norm: str) -> None:
+    """Raise ``RuntimeError`` unless every ``x_adv`` lies in [0, 1] and its eps-ball around ``x0``.
+
+    The tolerance covers float32 rounding of the projection (a relative 1e-5 of eps), not
+    any real excursion; results are checked before they are saved.
+    """
+    delta = (x_adv - x0).flatten(1)
+    size = delta.norm(dim=1) if norm == "l2" else delta.abs().amax(dim=1)
+    if not torch.isfinite(x_adv).all() or x_adv.min() < 0 or x_adv.max() > 1:
+        raise RuntimeError("boosted images are not finite images in [0, 1]; nothing of this batch was saved")
+    if (size > eps * (1 + 1e-5) + 1e-6).any():
+        raise RuntimeError(f"boosted images left the {norm} ball of eps {eps} (largest perturbation "
+                           f"{float(size.max()):.6g}); nothing of this batch was saved")
+
+
 def random_perturb(
     x0: torch.Tensor, eps: float, norm: str, generator: torch.Generator | None = None
 ) -> torch.Tensor:
@@ -158,6 +173,9 @@ def descend(
             # Gradient w.r.t. the input only: parameters get no .grad and their gradients
             # are never computed.
             (grad,) = torch.autograd.grad(losses.sum(), [x_adv])
+        if not (torch.isfinite(losses).all() and torch.isfinite(grad).all()):
+            raise ValueError("the classifier's loss or input gradient is not finite (NaN or inf): its weights or "
+                             "normaliser are damaged; use another checkpoint")
         with torch.no_grad():
             if use_best:
                 best = _keep_lowest(x_adv.detach(), losses.detach(), best)

@@ -26,6 +26,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     try:
         write(tmp)
         os.replace(tmp, path)
+    except OSError as err:  # a full disk or a read-only folder: say which file
+        if err.filename and str(err.filename) not in (str(tmp), str(path)):
+            raise
+        raise OSError(err.errno, f"cannot write {path}: {err.strerror}; free space or choose another "
+                                 "directory (nothing already written was changed)") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -64,45 +69,96 @@ def _read_npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
     return tuple(shape), fortran, np.dtype(dtype)
 
 
+# A compressed member is decompressed in memory: past this size it must be stored
+# uncompressed (np.savez), which is memory-mapped instead.
+MAX_DECOMPRESSED_BYTES = 2 * 2**30
+_CRC_BLOCK = 2**24
+
+
 def read_npz_array(path: str | os.PathLike, key: str) -> np.ndarray:
     """Member ``key`` of an ``.npz``, memory-mapped where it is stored uncompressed.
 
     ``np.savez`` (and ADM's sample and reference batches) store members uncompressed, so a
     50 000-image batch is read from disk as it is indexed instead of filling memory at
-    once. Compressed members (``np.savez_compressed``) are read whole.
+    once; its CRC is checked once, streaming, so a damaged byte is not read silently.
+    Compressed members (``np.savez_compressed``) are read whole, up to
+    ``MAX_DECOMPRESSED_BYTES``. Before any pixel is read, the size the array's header
+    declares must match what the zip stores: a header that lies is refused.
     """
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(f"{key}.npy")
         with zf.open(info) as f:
             shape, fortran, dtype = _read_npy_header(f)
             header_len = f.tell()
-        if info.compress_type != zipfile.ZIP_STORED or dtype.hasobject:
-            with zf.open(info) as f:
+        if dtype.hasobject:
+            raise ValueError(f"{path}: {key} holds Python objects, which are not read; store numbers only")
+        declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if header_len + declared != info.file_size:
+            raise ValueError(f"{path}: {key} declares shape {shape} ({declared} bytes) but the file stores "
+                             f"{info.file_size - header_len} bytes for it: the file is damaged or was not "
+                             "written by numpy; write it again with np.savez")
+        if info.compress_type != zipfile.ZIP_STORED:
+            if declared > MAX_DECOMPRESSED_BYTES:
+                raise ValueError(f"{path}: {key} is compressed and {declared / 2**30:.1f} GiB when unpacked; "
+                                 "store it uncompressed (np.savez, not savez_compressed) so it is read as used")
+            with zf.open(info) as f:  # zipfile checks the CRC at the end of the member
                 return np.lib.format.read_array(f, allow_pickle=False)
+    data_start = _member_data_offset(path, info)
+    if data_start + info.file_size > os.path.getsize(path):
+        raise ValueError(f"{path} is truncated: {key} needs {info.file_size} bytes from offset {data_start}")
+    _check_crc(path, data_start, info)
+    if declared == 0:
+        return np.zeros(shape, dtype)
+    return np.memmap(path, dtype=dtype, mode="r", offset=data_start + header_len, shape=shape,
+                     order="F" if fortran else "C")
+
+
+def _member_data_offset(path: str | os.PathLike, info: zipfile.ZipInfo) -> int:
     with open(path, "rb") as raw:  # the local file header: 30 bytes, then name and extra field
         raw.seek(info.header_offset)
         local = raw.read(30)
     name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
-    data_start = info.header_offset + 30 + name_len + extra_len
-    if int(np.prod(shape)) == 0:
-        return np.zeros(shape, dtype)
-    return np.memmap(path, dtype=dtype, mode="r", offset=data_start + header_len, shape=shape,
-                     order="F" if fortran else "C")
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def _check_crc(path: str | os.PathLike, start: int, info: zipfile.ZipInfo) -> None:
+    import zlib
+
+    crc, left = 0, info.file_size
+    with open(path, "rb") as raw:
+        raw.seek(start)
+        while left:
+            block = raw.read(min(left, _CRC_BLOCK))
+            if not block:
+                break
+            crc, left = zlib.crc32(block, crc), left - len(block)
+    if crc != info.CRC:
+        raise ValueError(f"{path}: {info.filename} fails its CRC check (the file is damaged); copy or write it again")
 
 
 class ChunkStore:
     """One ``.npz`` per finished batch, so a killed run restarts where it stopped.
 
     A chunk holds the batch's global ``indices``, ``base`` and ``boosted`` uint8 NCHW
-    images and the ``labels`` used. It is named by its first index and size; a chunk whose
-    indices differ from the batch asked for is ignored (and rewritten).
+    images, the ``labels`` used and the ``digest`` of the settings that made it
+    (:mod:`bigroc.run_state`). It is named by its first index and size; a chunk of other
+    indices or another digest is never read back (and is rewritten).
     """
 
-    def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | os.PathLike, digest: str = "") -> None:
+        self.root, self.digest = Path(root), str(digest)
 
     def _path(self, indices: torch.Tensor) -> Path:
         return self.root / f"{int(indices[0]):09d}_{len(indices)}.npz"
+
+    @staticmethod
+    def digest_of(path: str | os.PathLike) -> str:
+        """The settings digest a chunk file carries ("" for none or an unreadable file)."""
+        try:
+            with np.load(path) as f:
+                return str(f["digest"]) if "digest" in f.files else ""
+        except (OSError, ValueError, zipfile.BadZipFile):
+            return ""
 
     def load(self, indices: torch.Tensor) -> dict[str, torch.Tensor] | None:
         path = self._path(indices)
@@ -110,6 +166,8 @@ class ChunkStore:
             return None
         try:
             with np.load(path) as f:
+                if str(f["digest"]) != self.digest:
+                    return None
                 chunk = {k: torch.from_numpy(f[k]) for k in ("indices", "base", "boosted", "labels")}
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             return None  # unreadable: recompute it
@@ -120,11 +178,11 @@ class ChunkStore:
     def save(self, indices, base, boosted, labels) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         save_npz(self._path(indices), indices=indices.cpu().numpy(), base=base.cpu().numpy(),
-                 boosted=boosted.cpu().numpy(), labels=labels.cpu().numpy())
+                 boosted=boosted.cpu().numpy(), labels=labels.cpu().numpy(), digest=np.array(self.digest))
 
     def chunks(self) -> list[Path]:
-        """Every chunk on disk, in index order."""
-        return sorted(self.root.glob("*.npz"))
+        """This run's chunks on disk (its digest), in index order."""
+        return [p for p in sorted(self.root.glob("*.npz")) if self.digest_of(p) == self.digest]
 
 
 def write_samples(path: Path, total: int, parts: Iterable[tuple[np.ndarray, np.ndarray]]) -> Path:

@@ -92,7 +92,7 @@ def _check_spec(spec: ScoringSpec) -> None:
         raise ValueError("metrics.dataset=npz needs metrics.path=REF.npz (a reference batch: mu/sigma and/or arr_0)")
 
 
-def check_reference_fits(spec: ScoringSpec | None, image_size: int) -> None:
+def check_reference_fits(spec: ScoringSpec | None, image_shape: tuple[int, int]) -> None:
     """Refuse to score images against a reference of another kind (before anything runs).
 
     The built-in CIFAR-10 reference is 32x32; larger images (ImageNet batches) need a
@@ -101,9 +101,10 @@ def check_reference_fits(spec: ScoringSpec | None, image_size: int) -> None:
     if spec is None:
         return
     _check_spec(spec)
-    if spec.dataset == "cifar10" and image_size != CIFAR10_SIZE:
-        raise ValueError(f"metrics=cifar10 scores against CIFAR-10 (32x32) but the images are {image_size}x"
-                         f"{image_size}; pass a reference of their own (metrics=reference_npz metrics.path=REF.npz, "
+    if spec.dataset == "cifar10" and tuple(image_shape) != (CIFAR10_SIZE, CIFAR10_SIZE):
+        height, width = image_shape
+        raise ValueError(f"metrics=cifar10 scores against CIFAR-10 (32x32) but the images are {width}x"
+                         f"{height}; pass a reference of their own (metrics=reference_npz metrics.path=REF.npz, "
                          "e.g. ADM's reference batch) or metrics=none")
 
 

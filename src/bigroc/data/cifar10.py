@@ -8,7 +8,6 @@ as uint8 and become float [0, 1] there, where the training augmentation (random 
 from __future__ import annotations
 
 import hashlib
-import pickle
 import tarfile
 import tempfile
 import urllib.request
@@ -21,6 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from bigroc.data.augment import random_crop_flip
 from bigroc.data.loader import ResumableLoader
+from bigroc.safe_load import RefusedPickle, restricted_pickle_load
 
 FOLDER = "cifar-10-batches-py"
 SPLIT_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
@@ -29,6 +29,10 @@ MD5 = "c58f30108f718f92721af3b95e74349a"
 # sha1 of the train split as uint8 NHWC bytes -> what it is (see data_fingerprint).
 KNOWN_TRAIN_SHA1 = {"a474d85ad13675d34f8c66c8978abf0e40bfc741": "JPEG-rebuilt CIFAR-10"}
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+# What the real batches (and make_cifar10.py's) pickle beside dicts, lists, bytes and ints:
+# numpy arrays (numpy 1 and 2 name the reconstructor differently) and their dtypes.
+PICKLE_GLOBALS = (("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy", "ndarray"), ("numpy", "dtype"))
 HOW_TO_PROVIDE = (
     f"put the python version of CIFAR-10 ({FOLDER}/ with data_batch_1..5 and test_batch) under "
     "data.root, or set data.download=true where the internet is reachable"
@@ -41,11 +45,19 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise FileNotFoundError(f"CIFAR-10 file {path} is missing; {HOW_TO_PROVIDE}")
     try:
         with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            batch = restricted_pickle_load(f, PICKLE_GLOBALS, what=f"CIFAR-10 file {path}", encoding="bytes")
+    except RefusedPickle as err:
+        raise ValueError(f"{err}; replace it ({HOW_TO_PROVIDE})") from None
+    except Exception as err:  # truncated pickle, not a pickle
+        raise ValueError(f"CIFAR-10 file {path} is corrupted or not a CIFAR-10 batch "
+                         f"({type(err).__name__}: {err}); replace it ({HOW_TO_PROVIDE})") from None
+    try:
         batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+        if getattr(batch["data"], "dtype", None) == object:
+            raise TypeError("its data array holds Python objects")
         data = np.asarray(batch["data"], dtype=np.uint8)
         labels = np.asarray(batch["labels"], dtype=np.int64)
-    except Exception as err:  # truncated pickle, wrong keys, not a dict, ...
+    except Exception as err:  # wrong keys, not a dict, ...
         raise ValueError(
             f"CIFAR-10 file {path} is corrupted or not a CIFAR-10 batch "
             f"({type(err).__name__}: {err}); replace it ({HOW_TO_PROVIDE})"

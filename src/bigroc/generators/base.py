@@ -29,6 +29,8 @@ class ImageSource(nn.Module):
         num_classes: classes of the dataset the source imitates (10 for CIFAR-10).
         conditional: True when :meth:`generate` returns labels.
         image_size: height (and width) of the images, 32 for CIFAR-10.
+        image_shape: (height, width); square (``image_size`` twice) unless a source of
+            stored images says otherwise.
     """
 
     num_classes: int = 10
@@ -40,6 +42,10 @@ class ImageSource(nn.Module):
         # An empty, unsaved buffer: it follows .to(device), so every source knows its
         # device even without parameters.
         self.register_buffer("_anchor", torch.empty(0), persistent=False)
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return self.image_size, self.image_size
 
     @property
     def device(self) -> torch.device:

@@ -25,6 +25,9 @@ from bigroc.io import npz_header, read_npz_array
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 NPZ_FIX = "write arr_0 as uint8 (N, H, W, 3) RGB, the ADM sample layout"
+# Larger images are refused before a pixel is decoded (a 16 KB PNG can declare 10^8 pixels).
+MAX_SIDE = 4096
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")
 
 
 def read_npz(path: Path, labels_key: str | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -46,13 +49,29 @@ def read_npz(path: Path, labels_key: str | None) -> tuple[np.ndarray, np.ndarray
         raise ValueError(f"{path}: arr_0 is {dtype}, not uint8; {NPZ_FIX} (quantise: round(x * 255))")
     if len(shape) != 4 or shape[3] != 3:
         raise ValueError(f"{path}: arr_0 has shape {shape}, not (N, H, W, 3); {NPZ_FIX} (NHWC, not NCHW)")
+    check_side(shape[2], shape[1], str(path))
     images = read_npz_array(path, "arr_0")
     labels = np.asarray(read_npz_array(path, labels_key)) if labels_key and labels_key in keys else None
     return images, labels
 
 
+def check_side(width: int, height: int, where: str) -> None:
+    if max(width, height) > MAX_SIDE:
+        raise ValueError(f"{where}: images of {width}x{height} pixels are larger than bigroc reads "
+                         f"({MAX_SIDE} per side); resize them to the classifier's input size first")
+
+
+def _damaged(path: Path, err: Exception) -> ValueError:
+    return ValueError(f"{path} cannot be decoded ({type(err).__name__}: {err}): the file is damaged or incomplete; "
+                      "export it again or remove it from the folder")
+
+
 def image_files(folder: Path) -> tuple[list[Path], tuple[int, int]]:
-    """The folder's image files in name order, and their common (width, height)."""
+    """The folder's image files in name order, and their common (width, height).
+
+    Every file's header is read and checked (size, and a PNG's chunk checksums) before
+    any pixel is decoded, so a damaged file is named now rather than mid-run.
+    """
     from PIL import Image
 
     files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name)
@@ -60,8 +79,13 @@ def image_files(folder: Path) -> tuple[list[Path], tuple[int, int]]:
         raise ValueError(f"{folder} holds no .png/.jpg/.jpeg images; generator.path takes such a folder or an .npz")
     sizes = {}
     for f in files:
-        with Image.open(f) as im:
-            sizes.setdefault(im.size, f)
+        try:
+            with Image.open(f) as im:
+                check_side(*im.size, str(f))
+                sizes.setdefault(im.size, f)
+                im.verify()
+        except (OSError, SyntaxError, Image.DecompressionBombError) as err:  # Pillow's errors of bad files
+            raise _damaged(f, err) from None
         if len(sizes) > 1:
             (size0, f0), (size1, f1) = sizes.items()
             raise ValueError(f"{folder}: images differ in size ({f0.name} is {size0[0]}x{size0[1]}, {f1.name} is "
@@ -100,6 +124,24 @@ def check_labels(labels: np.ndarray, count: int, num_classes: int, where: str) -
     return labels.astype(np.int64)
 
 
+def read_rgb8(path: Path) -> np.ndarray:
+    """An image file as uint8 (H, W, 3) RGB; 16-bit greyscale is scaled, not clipped."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if im.mode in SIXTEEN_BIT_MODES:
+                grey = np.asarray(im).astype(np.int64)
+                if grey.min() < 0 or grey.max() > 65535:
+                    raise ValueError(f"{path}: {im.mode} pixels outside 0..65535; save it as 8- or 16-bit PNG")
+                return np.repeat(np.rint(grey / 257.0).astype(np.uint8)[..., None], 3, axis=2)
+            if im.mode == "F":
+                raise ValueError(f"{path} holds floating-point pixels (mode F); save it as an 8- or 16-bit PNG")
+            return np.asarray(im.convert("RGB"))
+    except OSError as err:
+        raise _damaged(path, err) from None
+
+
 class SampleSource(ImageSource):
     """Stored images (and labels) behind the :class:`ImageSource` interface.
 
@@ -124,10 +166,10 @@ class SampleSource(ImageSource):
             stored, count = None, len(self._files)
         else:
             self._array, stored = read_npz(self.path, labels_key)
-            count, height = self._array.shape[0], self._array.shape[1]
+            count, height, width = self._array.shape[:3]
             if count == 0:
                 raise ValueError(f"{self.path}: arr_0 holds no images")
-        self.count, self.image_size = int(count), int(height)
+        self.count, self.image_size, self._shape = int(count), int(height), (int(height), int(width))
         if labels is not None:
             stored, where = read_labels(Path(labels).expanduser()), str(labels)
         else:
@@ -138,16 +180,16 @@ class SampleSource(ImageSource):
     def __len__(self) -> int:
         return self.count
 
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return self._shape  # stored images need not be square
+
     def _pixels(self, idx: list[int]) -> np.ndarray:
         if self._array is not None:
             return self._array[idx]
         from PIL import Image
 
-        out = []
-        for i in idx:
-            with Image.open(self._files[i]) as im:
-                out.append(np.asarray(im.convert("RGB")))
-        return np.stack(out)
+        return np.stack([read_rgb8(self._files[i]) for i in idx])
 
     @torch.no_grad()
     def generate(self, indices: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None]:

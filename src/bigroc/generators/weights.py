@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import nn
+
+from bigroc.safe_load import read_torch_file
 
 StateDict = dict[str, torch.Tensor]
 WRAPPER_KEYS = ("model_state_dict", "state_dict")
@@ -81,21 +82,7 @@ def read_weights(path: str | os.PathLike, name: str, expected: str) -> tuple[Sta
         except json.JSONDecodeError as err:
             raise ValueError(f"sidecar {side} is not valid JSON: {err}") from None
         return state, meta
-    with open(path, "rb") as f:
-        head = f.read(2)
-    if head != b"PK" and head[:1] != b"\x80":  # torch.save: a zip archive, or a legacy raw pickle
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint: it starts with {head!r}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).splitlines()[0][:160] if str(err) else ""
-        raise ValueError(
-            f"{path} cannot be read with weights_only=True ({first}); generator '{name}' expects "
-            f"{expected}"
-        ) from None
-    except Exception as err:
-        first = str(err).splitlines()[0][:160] if str(err) else ""
-        raise ValueError(f"{path} is not a readable PyTorch checkpoint: {type(err).__name__}: {first}") from None
+    obj = read_torch_file(path, what=f"generator checkpoint ({expected})")
     return _unwrap(obj, path, expected), {}
 
 

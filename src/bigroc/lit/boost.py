@@ -22,29 +22,10 @@ from torch import nn
 from torchmetrics import MeanMetric, Metric
 
 from bigroc import keys
-from bigroc.attacks import AttackSpec, num_classes_of, pgd
+from bigroc.attacks import AttackSpec, check_in_ball, pgd
 from bigroc.boost import balanced_shift, debias_shift, predict_targets
 from bigroc.io import ChunkStore, quantize
-
-DEBIAS = ("none", "mean", "balanced")
-LABELS = ("auto", "generator", "predicted")
-
-
-def check_run_inputs(source: nn.Module, classifier: nn.Module, labels: str, debias: str) -> None:
-    """Refuse settings that cannot work, before anything runs or is written."""
-    if labels not in LABELS:
-        raise ValueError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
-    if debias not in DEBIAS:
-        raise ValueError(f"debias must be one of {', '.join(DEBIAS)}, got {debias!r}")
-    if labels == "generator" and not source.conditional:
-        raise ValueError("labels=generator needs a conditional source (one that gives labels); "
-                         "use labels=predicted or labels=auto")
-    size = getattr(source, "image_size", 32)
-    k_cls, k_src = num_classes_of(classifier, torch.zeros(1, 3, size, size)), source.num_classes
-    if k_cls != k_src:
-        raise ValueError(f"the classifier predicts {k_cls} classes but the generator's data has "
-                         f"{k_src}; use a classifier trained on the generator's dataset")
-
+from bigroc.run_checks import check_run_inputs
 
 class LabelHistogram(Metric):
     """Counts per class, summed over processes."""
@@ -140,6 +121,7 @@ class Boost(L.LightningModule):
         a = self.attack
         x_boost = pgd(self.attack_model, x, y.to(self.device), eps=a.eps, steps=a.steps,
                       step_size=a.boost_step_size, norm=a.norm, targeted=True, use_best=a.use_best)
+        check_in_ball(x_boost, x, eps=a.eps, norm=a.norm)  # before anything is written
         return {"base": quantize(x), "boosted": quantize(x_boost), "labels": y.long()}
 
     def test_step(self, indices: torch.Tensor, batch_idx: int) -> None:

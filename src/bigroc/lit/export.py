@@ -26,8 +26,7 @@ def export_trained(
     """Write ``out_dir/classifier.safetensors`` + ``classifier.json`` (and, if asked,
     ``classifier_madry.pt``); returns the safetensors path."""
     spec = module.attack
-    steps_run = trainer.global_step - module.steps_at_start
-    images = steps_run * data.batch_size * trainer.world_size
+    images = trainer.global_step * data.batch_size * trainer.world_size  # all processes of a resumed run
     name, sha1 = data.fingerprint or ("unknown", "")
     meta: dict[str, Any] = {
         "dataset": name,
@@ -44,7 +43,7 @@ def export_trained(
         "metrics": dict(test_metrics),
         "test_images": module.tested_images if test_metrics else 0,
         "eval_attack": f"untargeted PGD, {module.hparams.eval_steps} steps of 2.5*eps/{module.hparams.eval_steps}, no random start",
-        "wall_time_s": round(train_seconds, 1),
+        "wall_time_s": round(train_seconds, 1),  # training, summed over resumes
         "train_images_per_sec": round(images / train_seconds, 1) if train_seconds > 0 else None,
         "machine": machine(),
         "command": command_line(),

@@ -21,6 +21,7 @@ from bigroc.attacks import AttackSpec, madry_step_size, pgd
 from bigroc.models import Classifier, attack_ready
 
 SCHEDULES = ("step", "onecycle")
+TRAIN_SECONDS_KEY = "bigroc_train_seconds"
 
 
 class RobustTraining(L.LightningModule):
@@ -79,12 +80,25 @@ class RobustTraining(L.LightningModule):
             self.classifier.compile()
         self._eval_model: Classifier | None = None
         self._tick: float | None = None
-        self.steps_at_start = 0  # global step when this process began fitting (resumes)
+        self.seconds_before = 0.0  # training wall time of earlier processes (resumes)
+        self._fit_start: float | None = None
         self.tested_images = 0  # images behind the test metrics, summed over ranks
         self._seen = 0
 
     def on_train_start(self) -> None:
-        self.steps_at_start = self.global_step
+        self._fit_start = time.perf_counter()
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall time of the training so far, over every process a resume continued."""
+        now = 0.0 if self._fit_start is None else time.perf_counter() - self._fit_start
+        return self.seconds_before + now
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[TRAIN_SECONDS_KEY] = self.train_seconds
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.seconds_before = float(checkpoint.get(TRAIN_SECONDS_KEY, 0.0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(x)

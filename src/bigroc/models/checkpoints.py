@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import re
 import warnings
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from bigroc.models.classifier import DEFAULT_STATS, Classifier, arch_name, build_classifier, parse_arch
+from bigroc.safe_load import read_torch_file
 from bigroc.shipped import resolve as resolve_shipped
 from bigroc.shipped import shipped_weights
 from bigroc.models.resnet import DEPTHS
@@ -41,39 +41,9 @@ def sidecar_path(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def _unreadable(path: Path, why: str) -> ValueError:
-    return ValueError(
-        f"{path} is not a readable PyTorch checkpoint (truncated, or another format?): {why}"
-    )
-
-
 def _read_pickle(path: Path, allow_unsafe_pickle: bool) -> Any:
-    with open(path, "rb") as f:
-        head = f.read(2)
-    # torch.save writes a zip archive ("PK"), or a raw pickle (opcode PROTO, 0x80) in the
-    # legacy format: anything else is not a checkpoint, whatever unpickling would say.
-    if head != b"PK" and head[:1] != b"\x80":
-        raise _unreadable(path, f"it starts with {head!r}, not a zip archive or a pickle")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if not allow_unsafe_pickle:
-            # torch's message is long; the line naming the refused object is what matters.
-            found = [ln.strip() for ln in str(err).splitlines() if "Unsupported global" in ln]
-            raise ValueError(
-                f"{path} needs full unpickling, which can run code stored in the file"
-                f"{' (' + found[0][:120] + ')' if found else ''}; if you trust it, pass "
-                "allow_unsafe_pickle=True (config: classifier.allow_unsafe_pickle=true)"
-            ) from None
-    except Exception as err:  # zip/EOF/format errors from a truncated or foreign file
-        first_line = str(err).splitlines()[0][:160] if str(err) else ""
-        raise _unreadable(path, f"{type(err).__name__}: {first_line}") from None
-    warnings.warn(f"loading {path} with full unpickling (allow_unsafe_pickle=True)", stacklevel=3)
-    try:
-        import dill as pickle_module  # MadryLab saved its checkpoints with dill
-    except ImportError:
-        pickle_module = pickle
-    return torch.load(path, map_location="cpu", weights_only=False, pickle_module=pickle_module)
+    return read_torch_file(path, what="classifier checkpoint", allow_unsafe_pickle=allow_unsafe_pickle,
+                           unsafe_hint="pass allow_unsafe_pickle=True (config: classifier.allow_unsafe_pickle=true)")
 
 
 def _read_safetensors(path: Path) -> tuple[StateDict, dict]:

@@ -1,0 +1,94 @@
+"""What the Hydra entry points share: refusals in one line, and the run's record and log.
+
+A refusal (bad input, a missing or damaged file, a directory that cannot be written) is
+printed as one line, ``error: ...``, and the process exits with status 2; the full trace
+comes with ``HYDRA_FULL_ERROR=1``. Entries that run with ``hydra.output_subdir: null``
+write Hydra's ``.hydra/`` record and the job's log file themselves, once their inputs are
+checked (:func:`start_run_record`), so a refused run changes nothing on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+REFUSALS = (ValueError, OSError)
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+
+
+def _refusal(err: BaseException) -> BaseException | None:
+    """The refusal behind ``err``: itself, or what Hydra's ``instantiate`` wrapped."""
+    from hydra.errors import InstantiationException
+
+    if isinstance(err, REFUSALS):
+        return err
+    if isinstance(err, InstantiationException):
+        cause = err.__cause__
+        return cause if isinstance(cause, REFUSALS) else err  # a wrong config key is a refusal too
+    return None
+
+
+def refusals_in_one_line(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Wrap a ``@hydra.main`` task so refusals print one line and exit with status 2."""
+
+    @functools.wraps(task)
+    def run(cfg: Any) -> Any:
+        try:
+            return task(cfg)
+        except Exception as err:  # noqa: BLE001 - sorted below: refusals, or re-raised
+            refusal = _refusal(err)
+            if refusal is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(f"error: {_one_line(refusal)}", file=sys.stderr, flush=True)
+            sys.exit(2)
+
+    return run
+
+
+def start_run_record(out_dir: Path, cfg: Any) -> None:
+    """Hydra's ``.hydra/`` record (config, hydra, overrides) and the job's log file."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    from bigroc.io import atomic_write
+
+    hydra_cfg = HydraConfig.get()
+    record = out_dir / ".hydra"
+    record.mkdir(parents=True, exist_ok=True)
+    texts = {"config.yaml": OmegaConf.to_yaml(cfg),
+             "hydra.yaml": OmegaConf.to_yaml(OmegaConf.create({"hydra": hydra_cfg})),
+             "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.overrides.task)}
+    for name, text in texts.items():
+        atomic_write(record / name, lambda tmp, text=text: tmp.write_text(text))
+    handler = logging.FileHandler(out_dir / f"{hydra_cfg.job.name}.log")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+
+
+def checked_resume_path(ckpt_path: str | None, checkpoint_dir: Path) -> str | None:
+    """The Lightning checkpoint a training resumes from, read weights-only once to check it.
+
+    ``last`` means ``checkpoint_dir/last.ckpt`` and must exist: a fresh start is another
+    command (no ``ckpt_path``), never a silent fallback.
+    """
+    if ckpt_path is None:
+        return None
+    from bigroc.safe_load import read_torch_file
+
+    path = checkpoint_dir / "last.ckpt" if str(ckpt_path) == "last" else Path(ckpt_path).expanduser()
+    if not path.is_file():
+        why = f"ckpt_path={ckpt_path}: {path} does not exist"
+        raise ValueError(f"{why}; nothing to resume (to start afresh, leave ckpt_path unset)")
+    state = read_torch_file(path, what="Lightning training checkpoint")
+    if not isinstance(state, dict) or "state_dict" not in state or "loops" not in state:
+        raise ValueError(f"{path} is not a Lightning training checkpoint (no state_dict and loops); pass the "
+                         "checkpoints/last.ckpt of an earlier run as ckpt_path")
+    return str(path)
