@@ -38,13 +38,14 @@ def main(cfg: DictConfig) -> None:
     from bigroc.lit.boost import Boost
     from bigroc.loggers import finish_loggers, log_run
     from bigroc.run_checks import check_classifier, check_run_inputs
-    from bigroc.run_state import DIGEST_KEY, check_run_dir, prepare_run_dir, run_settings
+    from bigroc.run_state import DIGEST_KEY, check_run_dir, clean_finished_run, prepare_run_dir, run_settings
     from bigroc.scoring import check_reference_fits, prepare_scoring
 
     # Everything is read and checked before the run's first write (prepare_run_dir).
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     settings = run_settings(cfg)
     if check_run_dir(out_dir, settings) == "done":
+        clean_finished_run(out_dir, settings[DIGEST_KEY])
         print(f"{out_dir} already holds this run's results; nothing to do")
         return
     source = instantiate(cfg.generator)

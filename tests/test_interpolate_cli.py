@@ -123,3 +123,13 @@ def test_bad_input_fails_in_one_line_and_writes_nothing(tmp_path, args, message)
     assert done.returncode != 0
     assert message in done.stderr, done.stderr[-2000:]
     assert written(out) == []
+
+
+def test_a_crafted_cifar_batch_is_refused(tmp_path):
+    from files import crafted_pickle
+
+    marker = tmp_path / "ran"
+    crafted_pickle(tmp_path / "cifar" / "cifar-10-batches-py" / "test_batch", marker)
+    done = interpolate_cli([*FAST, "pairs=[[3,10]]", f"data.root={tmp_path / 'cifar'}", "logger=none",
+                            f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    assert done.returncode == 2 and "asks to load posix.system" in done.stderr and not marker.exists()

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from bigroc.models import load_classifier
+from files import CodeRunner, crafted_pickle
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["classifier=resnet18_narrow", "trainer.max_steps=2", "trainer.limit_val_batches=1",
@@ -37,7 +38,28 @@ def test_contract_leaves_an_exported_classifier(cifar_root, tmp_path):
                      f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={tmp_path / 'resumed'}"],
                     tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert json.loads((tmp_path / "resumed" / "classifier.json").read_text())["global_step"] == 4
+    resumed_sidecar = json.loads((tmp_path / "resumed" / "classifier.json").read_text())
+    assert resumed_sidecar["global_step"] == 4
+    # The wall time is the whole training's: the first part, stored in the checkpoint, plus the resumed one.
+    first_part = torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["bigroc_train_seconds"]
+    assert 0 < first_part < resumed_sidecar["wall_time_s"]
+
+
+def test_resume_paths_are_checked_before_training(cifar_root, tmp_path):
+    args = [f"data.root={cifar_root}", *TINY, "logger=none"]
+    last = train([*args, "ckpt_path=last", f"hydra.run.dir={tmp_path / 'fresh'}"], tmp_path)
+    assert last.returncode == 2 and "nothing to resume" in last.stderr and "Traceback" not in last.stderr
+    assert not (tmp_path / "fresh" / "checkpoints").exists()  # no silent fresh start
+    marker = tmp_path / "ran"
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "loops": {}, "x": CodeRunner(marker)}, evil)
+    cut = tmp_path / "cut.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}, "loops": {}}, cut)
+    cut.write_bytes(cut.read_bytes()[:300])
+    for path, message in ((evil, "holds Python objects beyond tensors"), (cut, "cut.ckpt is not a readable")):
+        done = train([*args, f"ckpt_path={path}", f"hydra.run.dir={tmp_path / path.stem}"], tmp_path)
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not marker.exists()
 
 
 def test_multirun_gives_one_export_and_one_wandb_run_per_job(cifar_root, tmp_path):
@@ -64,3 +86,12 @@ def test_two_process_cpu_ddp_trains_and_exports_once(cifar_root, tmp_path):
     sidecar = json.loads((out / "classifier.json").read_text())
     # Two ranks of 16: a global batch of 32; each rank tests its half of the 64 images.
     assert sidecar["batch_size"] == 32 and sidecar["test_images"] == 64 and sidecar["global_step"] == 2
+
+
+def test_a_crafted_cifar_batch_is_refused(tmp_path):
+    marker = tmp_path / "ran"
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        crafted_pickle(tmp_path / "cifar" / "cifar-10-batches-py" / name, marker)
+    done = train([f"data.root={tmp_path / 'cifar'}", *TINY, "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
+                 tmp_path)
+    assert done.returncode == 2 and "asks to load posix.system" in done.stderr and not marker.exists()

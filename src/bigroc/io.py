@@ -71,7 +71,7 @@ def _read_npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
 
 # A compressed member is decompressed in memory: past this size it must be stored
 # uncompressed (np.savez), which is memory-mapped instead.
-MAX_DECOMPRESSED_BYTES = 2 * 2**30
+MAX_DECOMPRESSED_BYTES = 2**29
 _CRC_BLOCK = 2**24
 
 

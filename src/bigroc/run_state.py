@@ -117,7 +117,7 @@ def run_settings(cfg: DictConfig) -> dict[str, Any]:
 
 def _differences(before: dict[str, Any], now: dict[str, Any]) -> str:
     changed = sorted(k for k in now if k != DIGEST_KEY and before.get(k) != now.get(k))
-    return ", ".join(changed) or "checkpoint files or other settings"
+    return ", ".join(changed) or "a file it reads (size or modification time)"
 
 
 def _chunk_digests(chunks: Path) -> set[str]:
@@ -182,6 +182,16 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def clean_finished_run(out_dir: Path, digest: str) -> None:
+    """Remove what a kill during a finished run's clean-up left: temporaries, its own chunks."""
+    import shutil
+
+    remove_stale_temporaries(out_dir)
+    chunks = out_dir / ".chunks"
+    if chunks.exists() and _chunk_digests(chunks) <= {digest}:
+        shutil.rmtree(chunks, ignore_errors=True)
 
 
 def prepare_run_dir(out_dir: Path, settings: dict[str, Any]) -> None:

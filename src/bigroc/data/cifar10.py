@@ -30,9 +30,11 @@ MD5 = "c58f30108f718f92721af3b95e74349a"
 KNOWN_TRAIN_SHA1 = {"a474d85ad13675d34f8c66c8978abf0e40bfc741": "JPEG-rebuilt CIFAR-10"}
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # What the real batches (and make_cifar10.py's) pickle beside dicts, lists, bytes and ints:
-# numpy arrays (numpy 1 and 2 name the reconstructor differently) and their dtypes.
-PICKLE_GLOBALS = (("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                  ("numpy", "ndarray"), ("numpy", "dtype"))
+# numpy arrays, scalars (labels written as numpy ints) and dtypes, under numpy 1's and 2's
+# module names; and codecs.encode, with which Python 3 writes bytes in pickle protocol 2.
+PICKLE_GLOBALS = tuple((module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+                       for name in ("_reconstruct", "scalar")) + (
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"))
 HOW_TO_PROVIDE = (
     f"put the python version of CIFAR-10 ({FOLDER}/ with data_batch_1..5 and test_batch) under "
     "data.root, or set data.download=true where the internet is reachable"
