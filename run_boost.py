@@ -36,6 +36,7 @@ def main(cfg: DictConfig) -> None:
     from bigroc.entry import start_run_record
     from bigroc.io import ChunkStore
     from bigroc.lit.boost import Boost
+    from bigroc.lit.progress import StageProgressBar
     from bigroc.loggers import finish_loggers, log_run
     from bigroc.run_checks import check_classifier, check_run_inputs
     from bigroc.run_state import DIGEST_KEY, check_run_dir, clean_finished_run, prepare_run_dir, run_settings
@@ -65,7 +66,9 @@ def main(cfg: DictConfig) -> None:
     start_run_record(out_dir, cfg)
 
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, logger=logger)
+    label = "boosting and scoring" if scoring else "boosting"
+    trainer = instantiate(cfg.trainer, logger=logger,
+                          callbacks=[StageProgressBar(label)] if cfg.trainer.enable_progress_bar else [])
     per_seed = []
     for seed in settings["seeds"]:
         seed_dir = out_dir if len(settings["seeds"]) == 1 else out_dir / f"seed{seed}"

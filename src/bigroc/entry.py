@@ -18,6 +18,32 @@ from typing import Any, Callable
 
 REFUSALS = (ValueError, OSError)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+# Lightning's advertisements and notes about defaults nobody set: not events of the run.
+NOISE = ("\N{ELECTRIC LIGHT BULB} Tip:", "was configured so 100% of the batches")
+
+
+class _DropNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(n in message for n in NOISE)
+
+
+def quiet_libraries() -> None:
+    """One line per event: Lightning's messages reach the console once (through the job's
+    handlers, not a second handler of its own), without its tips; known deprecation
+    warnings from inside the libraries are not shown."""
+    import warnings
+
+    import lightning.pytorch  # noqa: F401 - it adds its own stderr handlers on import
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_DropNoise())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def _one_line(err: BaseException) -> str:
@@ -41,6 +67,7 @@ def refusals_in_one_line(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
 
     @functools.wraps(task)
     def run(cfg: Any) -> Any:
+        quiet_libraries()
         try:
             return task(cfg)
         except Exception as err:  # noqa: BLE001 - sorted below: refusals, or re-raised
@@ -70,6 +97,7 @@ def start_run_record(out_dir: Path, cfg: Any) -> None:
         atomic_write(record / name, lambda tmp, text=text: tmp.write_text(text))
     handler = logging.FileHandler(out_dir / f"{hydra_cfg.job.name}.log")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(_DropNoise())
     logging.getLogger().addHandler(handler)
 
 

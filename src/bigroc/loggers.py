@@ -6,6 +6,17 @@ import sys
 from typing import Any
 
 
+def wandb_logger(*, project: str, name: str | None = None, group: str | None = None, offline: bool = True,
+                 save_dir: str | None = None, log_model: bool = False) -> Any:
+    """Lightning's W&B logger, without the ``anonymous`` argument W&B now warns about."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    logger = WandbLogger(project=project, name=name, group=group, offline=offline, save_dir=save_dir,
+                         log_model=log_model)
+    logger._wandb_init.pop("anonymous", None)
+    return logger
+
+
 def finish_loggers(logger: Any) -> None:
     """Close the W&B run (if any) so each Hydra multirun job gets a run of its own."""
     if logger:

@@ -14,6 +14,7 @@ them per batch and keeps the state that must survive multi-process runs and rest
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning as L
@@ -26,6 +27,9 @@ from bigroc.attacks import AttackSpec, check_in_ball, pgd
 from bigroc.boost import balanced_shift, debias_shift, predict_targets
 from bigroc.io import ChunkStore, quantize
 from bigroc.run_checks import check_run_inputs
+
+log = logging.getLogger(__name__)
+
 
 class LabelHistogram(Metric):
     """Counts per class, summed over processes."""
@@ -100,6 +104,8 @@ class Boost(L.LightningModule):
     def calibrate(self) -> None:
         """Fit the label shift on the calibration set; record each option's label histogram."""
         n = min(self.calibration_samples, len(self.source))
+        if self.global_rank == 0:
+            log.info("calibrating the label shift (debias=%s) on %d generated images", self.debias, n)
         logits = []
         for idx in torch.arange(n).split(256):
             x, _ = self.source.generate(idx.to(self.device), self.calibration_seed)
