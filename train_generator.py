@@ -21,6 +21,7 @@ from bigroc.entry import refusals_in_one_line
 @refusals_in_one_line
 def main(cfg: DictConfig) -> None:
     import time
+    import sys
     from pathlib import Path
 
     import lightning as L
@@ -29,6 +30,7 @@ def main(cfg: DictConfig) -> None:
 
     from bigroc.entry import checked_resume_path
     from bigroc.lit.generative import export_generator
+    from bigroc.lit.signals import EXIT_STATUS, SIGTERMException, StopOnSigterm
     from bigroc.loggers import finish_loggers
 
     ckpt_path = checked_resume_path(cfg.ckpt_path, Path(cfg.checkpoint.dirpath))
@@ -36,10 +38,15 @@ def main(cfg: DictConfig) -> None:
     data = instantiate(cfg.data)
     module = instantiate(cfg.model)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint)])
+    stop = StopOnSigterm(Path(cfg.checkpoint.dirpath) / "last.ckpt")
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint), stop])
 
     start = time.perf_counter()
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException:
+        finish_loggers(logger)
+        sys.exit(EXIT_STATUS)
     train_seconds = time.perf_counter() - start
 
     if trainer.is_global_zero:

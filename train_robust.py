@@ -17,6 +17,7 @@ from bigroc.entry import refusals_in_one_line
 @hydra.main(config_path="conf", config_name="train_robust", version_base="1.3")
 @refusals_in_one_line
 def main(cfg: DictConfig) -> None:
+    import sys
     from pathlib import Path
 
     import lightning as L
@@ -25,6 +26,7 @@ def main(cfg: DictConfig) -> None:
 
     from bigroc.entry import checked_resume_path
     from bigroc.lit import export_trained
+    from bigroc.lit.signals import EXIT_STATUS, SIGTERMException, StopOnSigterm
     from bigroc.loggers import finish_loggers
 
     ckpt_path = checked_resume_path(cfg.ckpt_path, Path(cfg.checkpoint.dirpath))
@@ -32,9 +34,14 @@ def main(cfg: DictConfig) -> None:
     data = instantiate(cfg.data)
     module = instantiate(cfg.module, classifier=instantiate(cfg.classifier), attack=instantiate(cfg.attack))
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint)])
+    stop = StopOnSigterm(Path(cfg.checkpoint.dirpath) / "last.ckpt")
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint), stop])
 
-    trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException:
+        finish_loggers(logger)
+        sys.exit(EXIT_STATUS)
     train_seconds = module.train_seconds  # summed over the processes of a resumed run
     test_metrics = trainer.test(module, datamodule=data)[0] if cfg.test else {}
 

@@ -95,3 +95,42 @@ def test_a_crafted_cifar_batch_is_refused(tmp_path):
     done = train([f"data.root={tmp_path / 'cifar'}", *TINY, "logger=none", f"hydra.run.dir={tmp_path / 'run'}"],
                  tmp_path)
     assert done.returncode == 2 and "asks to load posix.system" in done.stderr and not marker.exists()
+
+
+def test_the_readme_smoke_command_runs_as_written(cifar_root, tmp_path):
+    (tmp_path / "data").symlink_to(cifar_root)
+    command = "python train_robust.py experiment=cpu_cifar10_l2 classifier=resnet18 debug=smoke data.root=data"
+    assert command in (ROOT / "README.md").read_text()
+    done = train(command.split()[2:] + ["logger=none"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (sidecar,) = (tmp_path / "outputs" / "train_robust").glob("*/*/classifier.json")
+    meta = json.loads(sidecar.read_text())
+    assert meta["arch"] == "resnet18" and meta["width"] == 1.0 and meta["global_step"] == 2
+    assert meta["test_images"] == 16 and set(meta["metrics"]) == {"test/clean_acc", "test/adv_acc@0.5"}
+
+
+def test_sigterm_stops_training_with_a_checkpoint_and_the_run_resumes(cifar_root, tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = [f"data.root={cifar_root}", *TINY, "trainer.max_steps=400", "checkpoint.every_n_train_steps=2",
+            "logger=none", f"hydra.run.dir={out}"]
+    env = os.environ | {"WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train_robust.py"), *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    last = out / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not last.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    sent = time.time()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    assert time.time() - sent < 60  # a few training steps of a tiny net, not the 400
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert 2 <= step < 400 and not (out / "classifier.json").exists()
+    resumed = train([*args[:-1], "trainer.max_steps=6" if step < 6 else f"trainer.max_steps={step + 2}",
+                     "ckpt_path=last", f"hydra.run.dir={out}"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert json.loads((out / "classifier.json").read_text())["global_step"] == max(6, step + 2)
