@@ -75,8 +75,8 @@ def test_the_batchs_own_1000_class_labels_are_the_targets(tmp_path):
     assert hist.shape == (1000,) and hist.sum() == 6 and (hist[LABELS] == 1).all()
     assert final["boosted/target_prob"] > final["base/target_prob"]
     assert 0 < final["boosted/delta_l2"] <= 1.5 + 0.05  # quantisation adds a little
-    base, boosted = module.grid
-    assert base.shape == boosted.shape == (4, 3, 128, 128) and boosted.dtype == torch.uint8
+    base, boosted, grid_labels = module.grid
+    assert base.shape == boosted.shape == (4, 3, 128, 128) and boosted.dtype == torch.uint8 and len(grid_labels) == 4
 
 
 @pytest.mark.parametrize("debias", ["none", "mean"])

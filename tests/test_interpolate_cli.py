@@ -56,9 +56,8 @@ def test_contract_one_pair_frames_strip_metrics_and_wandb(pngs, tmp_path):
     radius = np.linalg.norm((target.astype(float) - source) / 255)
     moved = [np.linalg.norm((frame.astype(float) - source) / 255) for frame in frames]
     assert all(m <= r * radius + ROUNDING for m, r in zip(moved, c)) and moved[-1] > 0.5 * radius
-    strip = read_rgb(out / "interpolation.png")  # source, 3 frames, target; 2x, 2-pixel gaps
-    assert strip.shape == (64 + 4, 5 * 66 + 2, 3)
-    assert np.array_equal(strip[2:66:2, 2:66:2], source) and np.array_equal(strip[2:66:2, 68:132:2], frames[0])
+    strip = read_rgb(out / "interpolation.png").mean(axis=2)  # source, 3 frames, target, titled with c
+    assert strip.shape[1] > 3 * strip.shape[0] and strip.std() > 20
     metrics = json.loads((out / "metrics.json").read_text())
     (pair,) = metrics["pairs"]
     distances = pair["robust"]["feature_distance"]

@@ -9,23 +9,21 @@ import pytest
 import torch
 
 from bigroc.sweep import best_eps, write_summary
-from bigroc.viz import before_after_grid, save_label_histograms
+from bigroc.viz import amplified_change, save_label_histograms
 
 
-def test_grid_rows_show_base_boosted_and_amplified_delta():
+def test_amplified_change_is_ten_times_the_absolute_difference():
     base = torch.full((3, 3, 4, 4), 100, dtype=torch.uint8)
     boosted = base.clone()
     boosted[1] += 5
-    grid = before_after_grid(base, boosted, amplify=10, pad=1, scale=1)
-    assert grid.shape == (3 * 5 + 1, 3 * 5 + 1, 3)
-    cell = lambda r, i: grid[1 + r * 5: 5 + r * 5, 1 + i * 5: 5 + i * 5]  # noqa: E731
-    assert (cell(0, 1) == 100).all() and (cell(1, 1) == 105).all()
-    assert (cell(2, 0) == 0).all() and (cell(2, 1) == 50).all()
+    boosted[2] -= 30
+    delta = amplified_change(base, boosted, 10)
+    assert (delta[0] == 0).all() and (delta[1] == 50).all() and (delta[2] == 255).all()  # clipped
 
 
 def test_grid_rejects_mismatched_batches():
     with pytest.raises(ValueError, match="uint8"):
-        before_after_grid(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(2, 3, 4, 4))
+        amplified_change(torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.zeros(2, 3, 4, 4), 10)
 
 
 def test_label_histogram_figure(tmp_path):
@@ -59,3 +57,20 @@ def test_sweep_summary_table_plot_and_best_eps(tmp_path):
 def test_sweep_summary_of_nothing_writes_nothing(tmp_path):
     assert write_summary(tmp_path) == []
     assert list(tmp_path.iterdir()) == []
+
+
+def test_before_after_figure_is_labelled_and_not_blank(tmp_path):
+    from PIL import Image
+
+    from bigroc.viz import CIFAR10_CLASSES, save_before_after
+
+    rng = torch.Generator().manual_seed(0)
+    base = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=rng)
+    boosted = (base.int() + 9).clamp(0, 255).to(torch.uint8)
+    path = save_before_after(tmp_path / "grid.png", base, boosted, torch.tensor([0, 3, 5, 9]), CIFAR10_CLASSES)
+    image = np.asarray(Image.open(path).convert("L"), dtype=float)
+    height, width = image.shape
+    assert width > 2 * height > 200  # four columns of three rows, titles and row labels around them
+    assert image.std() > 20  # images on a white page, not a blank one
+    # The rows and titles are drawn with matplotlib: the labels' ink is left of the first image.
+    assert (image[:, : width // 12] < 128).any()

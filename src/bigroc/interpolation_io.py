@@ -19,7 +19,7 @@ import torch
 
 from bigroc.interpolate import feature_distance, resolve_layers
 from bigroc.io import quantize, save_npz, to_nhwc
-from bigroc.viz import save_png, save_strips_figure, tile
+from bigroc.viz import save_strips_figure
 
 PAIR_FILE = "interpolation"
 COMPARE_SUFFIX = "_compare"
@@ -123,11 +123,17 @@ def strip(frames: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> t
 
 def save_pair(folder: Path, stem: str, frames: torch.Tensor, source: torch.Tensor,
               target: torch.Tensor, c: Sequence[float]) -> Path:
-    """``<stem>.npz`` and the strip ``<stem>.png`` of one pair's frames (C, 3, H, W)."""
+    """``<stem>.npz`` (the exact pixels) and ``<stem>.png`` (the strip, each column titled
+    with its c) of one pair's frames (C, 3, H, W)."""
     folder.mkdir(parents=True, exist_ok=True)
     save_npz(folder / f"{stem}.npz", arr_0=to_nhwc(quantize(frames)), c=np.asarray(c, dtype=np.float64),
              source=to_nhwc(quantize(source[None]))[0], target=to_nhwc(quantize(target[None]))[0])
-    return save_png(folder / f"{stem}.png", tile(strip(frames, source, target)[None]))
+    return save_strips_figure(folder / f"{stem}.png", {"": strip(frames, source, target)}, strip_columns(c),
+                              title="frames towards the target's features, eps = c * ||x_t - x_s||_2")
+
+
+def strip_columns(c: Sequence[float]) -> list[str]:
+    return ["source", *(f"c={r:g}" for r in c), "target"]
 
 
 def save_outputs(out_dir: Path, pairs: Pairs, runs: Mapping[str, Interpolation],
@@ -143,7 +149,7 @@ def save_outputs(out_dir: Path, pairs: Pairs, runs: Mapping[str, Interpolation],
             save_pair(folder, stem, runs[label].frames[:, i], pairs.sources[i], pairs.targets[i], c)
         if not several:
             figures[PAIR_FILE] = folder / f"{PAIR_FILE}.png"
-    columns = ["source", *(f"c={r:g}" for r in c), "target"]
+    columns = strip_columns(c)
     names = [n.replace(" -> ", "\n-> ") for n in pairs.names]  # two lines beside a row
     row = lambda label, i: strip(runs[label].frames[:, i], pairs.sources[i], pairs.targets[i])  # noqa: E731
     if several:

@@ -12,7 +12,7 @@ import numpy as np
 
 from bigroc import keys
 from bigroc.io import ChunkStore, atomic_write, write_samples
-from bigroc.viz import CIFAR10_CLASSES, before_after_grid, save_label_histograms, save_png
+from bigroc.viz import CIFAR10_CLASSES, save_before_after, save_label_histograms
 
 METRICS_FILE = "metrics.json"
 
@@ -52,7 +52,9 @@ def save_figures(out_dir: Path, grid, calibration: Mapping[str, Sequence[int]],
     """The before/after grid (with 10x |delta|) and the label histograms (paper's Fig. 3)."""
     figures = {}
     if grid is not None:
-        figures["grid"] = save_png(out_dir / "grid_before_after.png", before_after_grid(*grid))
+        base, boosted, labels = grid
+        names = CIFAR10_CLASSES if len(boosted_labels) == 10 else None
+        figures["grid"] = save_before_after(out_dir / "grid_before_after.png", base, boosted, labels, names)
     histograms = {f"calibration, debias={k}": v for k, v in calibration.items()}
     histograms["targets used"] = list(boosted_labels)
     figures["label_histograms"] = save_label_histograms(

@@ -15,33 +15,38 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 
 
-def before_after_grid(base: torch.Tensor, boosted: torch.Tensor, *, amplify: float = 10.0,
-                      pad: int = 2, scale: int = 2) -> np.ndarray:
-    """Three rows: generated images, boosted images, and ``amplify * |boosted - base|``.
-
-    Args:
-        base, boosted: uint8 (N, 3, H, W), the same images before and after boosting.
-    Returns:
-        uint8 (rows, cols, 3) image, each cell enlarged ``scale`` times (nearest).
-    """
+def amplified_change(base: torch.Tensor, boosted: torch.Tensor, amplify: float) -> torch.Tensor:
+    """uint8 ``amplify * |boosted - base|`` of two uint8 (N, 3, H, W) batches of one shape."""
     if (base.shape != boosted.shape or base.dim() != 4
             or base.dtype != torch.uint8 or boosted.dtype != torch.uint8):
         raise ValueError(f"need two uint8 (N, 3, H, W) batches of one shape, got "
                          f"{tuple(base.shape)} {base.dtype} and {tuple(boosted.shape)} {boosted.dtype}")
-    delta = ((boosted.float() - base.float()).abs() * amplify).clamp(0, 255).to(torch.uint8)
-    return tile(torch.stack([base, boosted, delta]), pad=pad, scale=scale)
+    return ((boosted.float() - base.float()).abs() * amplify).clamp(0, 255).to(torch.uint8)
 
 
-def tile(rows: torch.Tensor, *, pad: int = 2, scale: int = 2) -> np.ndarray:
-    """Lay uint8 images (R, N, 3, H, W) out as R rows of N on white, each enlarged ``scale``
-    times (nearest); returns uint8 (rows, cols, 3)."""
-    rows = rows.repeat_interleave(scale, dim=-1).repeat_interleave(scale, dim=-2)
-    r_count, n, c, h, w = rows.shape
-    canvas = torch.full((c, r_count * (h + pad) + pad, n * (w + pad) + pad), 255, dtype=torch.uint8)
-    for r in range(r_count):
-        for i in range(n):
-            top, left = pad + r * (h + pad), pad + i * (w + pad)
-            canvas[:, top:top + h, left:left + w] = rows[r, i]
+def save_before_after(path: str | os.PathLike, base: torch.Tensor, boosted: torch.Tensor, labels: torch.Tensor,
+                      class_names: Sequence[str] | None = None, *, amplify: float = 10.0) -> Path:
+    """The before/after figure: rows "generated", "boosted" and "10x |delta|", one column per
+    image titled with the class it was boosted towards.
+
+    Args:
+        base, boosted: uint8 (N, 3, H, W); labels: (N,) target classes.
+    """
+    diff = amplified_change(base, boosted, amplify)
+    columns = [class_names[int(k)] if class_names else f"class {int(k)}" for k in labels]
+    rows = {"generated": base, "boosted": boosted, f"{amplify:g}x |delta|": diff}
+    return save_strips_figure(path, rows, columns, title="boosted towards the class above each column")
+
+
+def tile(x: torch.Tensor, cols: int, *, pad: int = 2) -> np.ndarray:
+    """uint8 images (N, 3, H, W) laid out ``cols`` to a row on white, with gaps of ``pad``:
+    one uint8 (rows, cols, 3) picture."""
+    n, c, h, w = x.shape
+    rows = -(-n // cols)
+    canvas = torch.full((c, rows * (h + pad) + pad, cols * (w + pad) + pad), 255, dtype=torch.uint8)
+    for i in range(n):
+        top, left = pad + (i // cols) * (h + pad), pad + (i % cols) * (w + pad)
+        canvas[:, top:top + h, left:left + w] = x[i]
     return canvas.permute(1, 2, 0).numpy()
 
 

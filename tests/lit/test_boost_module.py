@@ -42,8 +42,8 @@ def test_conditional_source_keeps_its_labels_and_raises_target_probability(tiny_
     assert final["boosted/target_prob"] > final["base/target_prob"]
     assert 0 < final["boosted/delta_l2"] <= 0.5 + 0.05  # quantisation adds a little
     assert module.calibration == {}  # nothing to calibrate: labels come with the images
-    base, boosted = module.grid
-    assert base.shape == boosted.shape == (6, 3, 32, 32) and base.dtype == torch.uint8
+    base, boosted, grid_labels = module.grid
+    assert base.shape == boosted.shape == (6, 3, 32, 32) and base.dtype == torch.uint8 and grid_labels.shape == (6,)
 
 
 def test_unconditional_source_calibrates_each_debiasing(tiny_classifier, tmp_path):

@@ -88,7 +88,7 @@ class Boost(L.LightningModule):
         self.requires_grad_(False)
         self.logit_shift: torch.Tensor | None = None
         self.calibration: dict[str, list[int]] = {}
-        self.grid: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.grid: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # base, boosted, labels
         self.attack_model: nn.Module | None = None
         self.final: dict[str, Any] = {}
 
@@ -147,14 +147,14 @@ class Boost(L.LightningModule):
                 self._score(stage, u8, indices.to(self.device))
         diff = (images[keys.BOOSTED].float() - images[keys.BASE].float()) / 255
         self.delta_norm.update(diff.flatten(1).norm(dim=1))
-        self._keep_for_grid(images)
+        self._keep_for_grid(images, y)
 
-    def _keep_for_grid(self, images: dict[str, torch.Tensor]) -> None:
+    def _keep_for_grid(self, images: dict[str, torch.Tensor], y: torch.Tensor) -> None:
         """The first ``grid_size`` images of rank 0, for the before/after grid."""
         have = 0 if self.grid is None else len(self.grid[0])
         if self.global_rank != 0 or have >= self.grid_size:
             return
-        new = [images[s][: self.grid_size - have].cpu() for s in (keys.BASE, keys.BOOSTED)]
+        new = [t[: self.grid_size - have].cpu() for t in (images[keys.BASE], images[keys.BOOSTED], y)]
         self.grid = tuple(new) if self.grid is None else tuple(
             torch.cat([old, n]) for old, n in zip(self.grid, new))
 

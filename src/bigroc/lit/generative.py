@@ -53,17 +53,6 @@ def hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(mask[:, None, None, None], x.flip(3), x)
 
 
-def tile(x: torch.Tensor, cols: int, pad: int = 2) -> np.ndarray:
-    """uint8 (N, 3, H, W) -> one uint8 (rows, cols, 3) picture, white gaps of ``pad``."""
-    n, c, h, w = x.shape
-    rows = math.ceil(n / cols)
-    canvas = torch.full((c, rows * (h + pad) + pad, cols * (w + pad) + pad), 255, dtype=torch.uint8)
-    for i in range(n):
-        top, left = pad + (i // cols) * (h + pad), pad + (i % cols) * (w + pad)
-        canvas[:, top:top + h, left:left + w] = x[i]
-    return canvas.permute(1, 2, 0).numpy()
-
-
 class GenerativeTraining(L.LightningModule):
     """Base of :class:`VAETraining` and :class:`GANTraining`.
 
@@ -148,6 +137,8 @@ class GenerativeTraining(L.LightningModule):
         gen = self.sampler()
         x, _ = gen.generate(torch.arange(self.hparams.grid_size), seed=self.hparams.grid_seed)
         cols = gen.num_classes if gen.conditional else math.ceil(math.sqrt(self.hparams.grid_size))
+        from bigroc.viz import tile
+
         return tile(quantize(x).cpu(), cols)
 
     def on_train_epoch_end(self) -> None:
