@@ -33,7 +33,7 @@ def main(cfg: DictConfig) -> None:
 
     from bigroc import report
     from bigroc.data import GeneratedDataModule
-    from bigroc.entry import start_run_record
+    from bigroc.entry import launched_rank_zero, start_run_record
     from bigroc.io import ChunkStore
     from bigroc.lit.boost import Boost
     from bigroc.lit.progress import StageProgressBar
@@ -47,7 +47,7 @@ def main(cfg: DictConfig) -> None:
     settings = run_settings(cfg)
     if check_run_dir(out_dir, settings) == "done":
         clean_finished_run(out_dir, settings[DIGEST_KEY])
-        print(f"{out_dir} already holds this run's results; nothing to do")
+        score_if_unscored(cfg, out_dir)
         return
     source = instantiate(cfg.generator)
     if cfg.num_samples > len(source):
@@ -62,13 +62,14 @@ def main(cfg: DictConfig) -> None:
     scoring, why_not = prepare_scoring(spec, cfg.data.root, download=cfg.data.download)
     if scoring is None:
         print(why_not)
-    prepare_run_dir(out_dir, settings)
-    start_run_record(out_dir, cfg)
-
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     label = "boosting and scoring" if scoring else "boosting"
     trainer = instantiate(cfg.trainer, logger=logger,
                           callbacks=[StageProgressBar(label)] if cfg.trainer.enable_progress_bar else [])
+    if launched_rank_zero():  # DDP processes that Lightning starts find the directory ready
+        prepare_run_dir(out_dir, settings)
+        start_run_record(out_dir, cfg)
+
     per_seed = []
     for seed in settings["seeds"]:
         seed_dir = out_dir if len(settings["seeds"]) == 1 else out_dir / f"seed{seed}"
@@ -97,6 +98,29 @@ def main(cfg: DictConfig) -> None:
         print({k: round(v, 4) for k, v in metrics.items() if k.startswith(("base/", "boosted/"))
                and isinstance(v, float)})
     finish_loggers(logger)
+
+
+def score_if_unscored(cfg: DictConfig, out_dir) -> None:
+    """A finished run saved without scores (no reference data then) is scored from its saved
+    samples once the data is there; a scored one is left alone."""
+    from hydra.utils import instantiate
+
+    from bigroc import report
+    from bigroc.score_files import is_unscored, score_finished_run
+    from bigroc.scoring import prepare_scoring
+
+    metrics = report.read_metrics(out_dir)
+    if not (cfg.metrics and is_unscored(metrics)):
+        print(f"{out_dir} already holds this run's results; nothing to do")
+        return
+    scoring, why_not = prepare_scoring(instantiate(cfg.metrics), cfg.data.root, download=cfg.data.download)
+    if scoring is None:
+        print(f"{out_dir} holds this run's samples, still unscored: {why_not}")
+        return
+    metrics = score_finished_run(out_dir, metrics, scoring)
+    report.write_metrics(out_dir, metrics)
+    print(f"scored the saved samples of {out_dir}:",
+          {k: round(v, 4) for k, v in metrics.items() if k.startswith(("base/", "boosted/")) and isinstance(v, float)})
 
 
 if __name__ == "__main__":

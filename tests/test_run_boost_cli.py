@@ -136,3 +136,22 @@ def test_submitit_local_launcher_runs_a_job(external_samples, cifar_root, score_
     metrics = json.loads(job.read_text())
     assert metrics["scored"].startswith("metrics=none") and "base/fid" not in metrics
     assert read_npz(job.parent / "samples_boosted.npz")[0].shape == (8, 32, 32, 3)
+
+
+def test_a_run_saved_without_data_is_scored_by_the_same_command_later(external_samples, cifar_root,
+                                                                       score_cache, tmp_path):
+    npz, out = external_samples / "gc_sngan_res.npz", tmp_path / "run"
+    args = [a if not a.startswith("data.root=") else "data.root=data"
+            for a in contract(npz, cifar_root, out, "logger=none")]
+    first = boost(args, tmp_path, score_cache)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "not scored" in first.stdout and "data_batch_1 is missing" in first.stdout
+    assert "base/fid" not in json.loads((out / "metrics.json").read_text())
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.glob("samples_*.npz")}
+    (tmp_path / "data").symlink_to(cifar_root)
+    again = boost(args, tmp_path, score_cache)
+    assert again.returncode == 0 and "scored the saved samples" in again.stdout, again.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert np.isfinite(metrics["base/fid"]) and np.isfinite(metrics["boosted/kid_mean"]) and "scored" not in metrics
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("samples_*.npz")} == stamps  # no second boost
+    assert "nothing to do" in boost(args, tmp_path, score_cache).stdout

@@ -173,9 +173,9 @@ def descend(
             # Gradient w.r.t. the input only: parameters get no .grad and their gradients
             # are never computed.
             (grad,) = torch.autograd.grad(losses.sum(), [x_adv])
-        if not (torch.isfinite(losses).all() and torch.isfinite(grad).all()):
-            raise ValueError("the classifier's loss or input gradient is not finite (NaN or inf): its weights or "
-                             "normaliser are damaged; use another checkpoint")
+        if not bool(torch.isfinite(losses).all() & torch.isfinite(grad).all()):
+            raise ValueError("the loss or its input gradient is not finite (NaN or inf): the model's weights or "
+                             "normaliser are damaged, or its precision overflowed")
         with torch.no_grad():
             if use_best:
                 best = _keep_lowest(x_adv.detach(), losses.detach(), best)

@@ -80,6 +80,12 @@ def refusals_in_one_line(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return run
 
 
+def launched_rank_zero() -> bool:
+    """False in the processes a launcher started for ranks other than 0 (before the trainer
+    knows its rank): Lightning's DDP children, torchrun and Slurm tasks."""
+    return all(os.environ.get(name, "0") == "0" for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID"))
+
+
 def start_run_record(out_dir: Path, cfg: Any) -> None:
     """Hydra's ``.hydra/`` record (config, hydra, overrides) and the job's log file."""
     from hydra.core.hydra_config import HydraConfig

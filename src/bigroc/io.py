@@ -7,6 +7,8 @@ read what they write.
 
 from __future__ import annotations
 
+import errno
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -14,6 +16,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
+
+
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -27,7 +32,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         write(tmp)
         os.replace(tmp, path)
     except OSError as err:  # a full disk or a read-only folder: say which file
-        if err.filename and str(err.filename) not in (str(tmp), str(path)):
+        if err.errno not in _NO_ROOM or (err.filename and str(err.filename) not in (str(tmp), str(path))):
             raise
         raise OSError(err.errno, f"cannot write {path}: {err.strerror}; free space or choose another "
                                  "directory (nothing already written was changed)") from None
@@ -92,7 +97,9 @@ def read_npz_array(path: str | os.PathLike, key: str) -> np.ndarray:
             header_len = f.tell()
         if dtype.hasobject:
             raise ValueError(f"{path}: {key} holds Python objects, which are not read; store numbers only")
-        declared = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if any(int(d) < 0 for d in shape):
+            raise ValueError(f"{path}: {key} declares the impossible shape {shape}; write it again with np.savez")
+        declared = math.prod(int(d) for d in shape) * dtype.itemsize  # Python ints: no overflow
         if header_len + declared != info.file_size:
             raise ValueError(f"{path}: {key} declares shape {shape} ({declared} bytes) but the file stores "
                              f"{info.file_size - header_len} bytes for it: the file is damaged or was not "
@@ -152,13 +159,14 @@ class ChunkStore:
         return self.root / f"{int(indices[0]):09d}_{len(indices)}.npz"
 
     @staticmethod
-    def digest_of(path: str | os.PathLike) -> str:
-        """The settings digest a chunk file carries ("" for none or an unreadable file)."""
+    def digest_of(path: str | os.PathLike) -> str | None:
+        """The settings digest a chunk carries: "" if it has none (an earlier bigroc wrote
+        it), None if it cannot be read (a half-written file: recomputed, never trusted)."""
         try:
             with np.load(path) as f:
                 return str(f["digest"]) if "digest" in f.files else ""
         except (OSError, ValueError, zipfile.BadZipFile):
-            return ""
+            return None
 
     def load(self, indices: torch.Tensor) -> dict[str, torch.Tensor] | None:
         path = self._path(indices)

@@ -12,14 +12,14 @@ import numpy as np
 
 from bigroc import keys
 from bigroc.io import ChunkStore, atomic_write, write_samples
+from bigroc.run_state import METRICS_FILE
 from bigroc.viz import CIFAR10_CLASSES, save_before_after, save_label_histograms
 
-METRICS_FILE = "metrics.json"
 
 
-def _parts(chunks: ChunkStore, stage: str, lo: int, hi: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _parts(paths: Sequence[Path], stage: str, lo: int, hi: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Images ``lo..hi-1`` of ``stage`` as NHWC parts, read chunk by chunk."""
-    for path in chunks.chunks():
+    for path in paths:
         with np.load(path) as f:
             idx = f["indices"]
             keep = (idx >= lo) & (idx < hi)
@@ -34,12 +34,12 @@ def merge_samples(chunks: ChunkStore, out_dir: Path, num_samples: int,
     More than ``shard_size`` images go to ``samples_<stage>_000.npz``, ``_001``, ...
     Memory holds one chunk at a time.
     """
-    written = []
+    written, paths = [], chunks.chunks()
     shards = [(lo, min(lo + shard_size, num_samples)) for lo in range(0, num_samples, shard_size)]
     for stage in (keys.BASE, keys.BOOSTED):
         for k, (lo, hi) in enumerate(shards):
             name = f"samples_{stage}.npz" if len(shards) == 1 else f"samples_{stage}_{k:03d}.npz"
-            written.append(write_samples(out_dir / name, hi - lo, _parts(chunks, stage, lo, hi)))
+            written.append(write_samples(out_dir / name, hi - lo, _parts(paths, stage, lo, hi)))
     return written
 
 

@@ -121,9 +121,18 @@ def _differences(before: dict[str, Any], now: dict[str, Any]) -> str:
 
 
 def _chunk_digests(chunks: Path) -> set[str]:
+    """The digests the readable chunks under ``chunks`` carry (unreadable ones are recomputed)."""
     from bigroc.io import ChunkStore
 
-    return {ChunkStore.digest_of(p) for p in chunks.rglob("*.npz")}
+    return {d for d in map(ChunkStore.digest_of, chunks.rglob("*.npz")) if d is not None}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is unreadable ({err}); move the run directory away or choose another "
+                         "hydra.run.dir") from None
 
 
 def check_run_dir(out_dir: Path, settings: dict[str, Any]) -> str:
@@ -136,27 +145,25 @@ def check_run_dir(out_dir: Path, settings: dict[str, Any]) -> str:
     digest, chunks = settings[DIGEST_KEY], out_dir / ".chunks"
     metrics = out_dir / METRICS_FILE
     if metrics.exists():
-        try:
-            done = json.loads(metrics.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{metrics} is unreadable ({err}); move the run directory away or choose another "
-                             "hydra.run.dir") from None
+        done = _read_json(metrics)
         if done.get(DIGEST_KEY) == digest:
             return "done"
-        raise ValueError(f"{out_dir} holds a finished run with other settings ({_differences(done, settings)} "
-                         "differ); nothing was changed: choose another hydra.run.dir, or leave it unset (the "
-                         "default directory is named after the settings)")
+        what = (f"other settings ({_differences(done, settings)} differ)" if DIGEST_KEY in done
+                else "no settings digest (an earlier bigroc wrote it)")
+        raise ValueError(f"{out_dir} holds a finished run with {what}; nothing was changed: choose another "
+                         "hydra.run.dir")
     recorded = chunks / SETTINGS_FILE
     if recorded.exists():
-        before = json.loads(recorded.read_text())
+        before = _read_json(recorded)
         if before.get(DIGEST_KEY) != digest:
             raise ValueError(f"{out_dir} holds the unfinished batches of a run with other settings "
                              f"({_differences(before, settings)} differ); choose another hydra.run.dir, or "
                              f"resume that run, or delete {chunks}")
     others = _chunk_digests(chunks) - {digest} if chunks.exists() else set()
     if others:
-        raise ValueError(f"{chunks} holds batches of another run (digest {', '.join(sorted(others))}); choose "
-                         f"another hydra.run.dir or delete {chunks}")
+        names = ", ".join(d or "none: an earlier bigroc wrote them" for d in sorted(others))
+        raise ValueError(f"{chunks} holds batches of another run (digest {names}); choose another "
+                         f"hydra.run.dir or delete {chunks}")
     return "go"
 
 
@@ -164,6 +171,8 @@ _TEMPORARY = re.compile(r"^\..+\.tmp(\d+)$")  # bigroc.io.atomic_write's names
 
 
 def _alive(pid: int) -> bool:
+    if pid == os.getpid():  # this process has written nothing yet: a leftover of a reused pid
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -174,9 +183,9 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete half-written files that a killed process left in ``folder`` (not recursing)."""
+    """Delete half-written files that killed processes left under ``folder``."""
     removed = []
-    for path in folder.glob(".*.tmp*"):
+    for path in folder.rglob(".*.tmp*"):
         match = _TEMPORARY.match(path.name)
         if match and path.is_file() and not _alive(int(match.group(1))):
             path.unlink(missing_ok=True)

@@ -34,36 +34,46 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 # module names; and codecs.encode, with which Python 3 writes bytes in pickle protocol 2.
 PICKLE_GLOBALS = tuple((module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
                        for name in ("_reconstruct", "scalar")) + (
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"))
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"))  # pickle protocol 5
 HOW_TO_PROVIDE = (
     f"put the python version of CIFAR-10 ({FOLDER}/ with data_batch_1..5 and test_batch) under "
     "data.root, or set data.download=true where the internet is reachable"
 )
+# The offline copy's maker, where the data folder sits beside the checkout (the README's layout).
+OFFLINE_MAKER = Path("..") / "shared" / "data" / "cifar10" / "make_cifar10.py"
+
+
+def how_to_provide(root: str | Path) -> str:
+    """What to do about missing files: the offline maker's command where it is at hand."""
+    if OFFLINE_MAKER.is_file():
+        return f"make it with `python {OFFLINE_MAKER.as_posix()} {root}`, or {HOW_TO_PROVIDE}"
+    return HOW_TO_PROVIDE
+
+
+def _corrupted(path: Path, err: Exception) -> ValueError:
+    return ValueError(f"CIFAR-10 file {path} is corrupted or not a CIFAR-10 batch ({type(err).__name__}: {err}); "
+                      f"replace it ({HOW_TO_PROVIDE})")
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickle batch -> (uint8 (N, 3, 32, 32), int64 (N,)); both key conventions."""
     if not path.is_file():
-        raise FileNotFoundError(f"CIFAR-10 file {path} is missing; {HOW_TO_PROVIDE}")
+        raise FileNotFoundError(f"CIFAR-10 file {path} is missing; {how_to_provide(path.parent.parent)}")
     try:
         with open(path, "rb") as f:
             batch = restricted_pickle_load(f, PICKLE_GLOBALS, what=f"CIFAR-10 file {path}", encoding="bytes")
     except RefusedPickle as err:
         raise ValueError(f"{err}; replace it ({HOW_TO_PROVIDE})") from None
     except Exception as err:  # truncated pickle, not a pickle
-        raise ValueError(f"CIFAR-10 file {path} is corrupted or not a CIFAR-10 batch "
-                         f"({type(err).__name__}: {err}); replace it ({HOW_TO_PROVIDE})") from None
+        raise _corrupted(path, err) from None
     try:
         batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
-        if getattr(batch["data"], "dtype", None) == object:
-            raise TypeError("its data array holds Python objects")
-        data = np.asarray(batch["data"], dtype=np.uint8)
-        labels = np.asarray(batch["labels"], dtype=np.int64)
-    except Exception as err:  # wrong keys, not a dict, ...
-        raise ValueError(
-            f"CIFAR-10 file {path} is corrupted or not a CIFAR-10 batch "
-            f"({type(err).__name__}: {err}); replace it ({HOW_TO_PROVIDE})"
-        ) from None
+        data, labels = batch["data"], np.asarray(batch["labels"], dtype=np.int64)
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
+            raise TypeError(f"its data is {type(data).__name__} {getattr(data, 'dtype', '')}, not a uint8 array")
+    except Exception as err:  # wrong keys, not a dict, another dtype, ...
+        raise _corrupted(path, err) from None
     if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data):
         raise ValueError(
             f"CIFAR-10 file {path} holds data of shape {data.shape} with {len(labels)} labels, "

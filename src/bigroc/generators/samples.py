@@ -84,7 +84,10 @@ def image_files(folder: Path) -> tuple[list[Path], tuple[int, int]]:
                 check_side(*im.size, str(f))
                 sizes.setdefault(im.size, f)
                 im.verify()
-        except (OSError, SyntaxError, Image.DecompressionBombError) as err:  # Pillow's errors of bad files
+        except Image.DecompressionBombError:  # so many pixels that Pillow refuses to open it
+            raise ValueError(f"{f}: the image is larger than bigroc reads ({MAX_SIDE} per side); resize it to the "
+                             "classifier's input size first") from None
+        except (OSError, SyntaxError) as err:  # Pillow's errors of bad files
             raise _damaged(f, err) from None
         if len(sizes) > 1:
             (size0, f0), (size1, f1) = sizes.items()
@@ -138,7 +141,7 @@ def read_rgb8(path: Path) -> np.ndarray:
             if im.mode == "F":
                 raise ValueError(f"{path} holds floating-point pixels (mode F); save it as an 8- or 16-bit PNG")
             return np.asarray(im.convert("RGB"))
-    except OSError as err:
+    except (OSError, SyntaxError) as err:
         raise _damaged(path, err) from None
 
 

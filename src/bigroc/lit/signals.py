@@ -12,6 +12,7 @@ import signal
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 log = logging.getLogger(__name__)
@@ -19,9 +20,9 @@ EXIT_STATUS = 128 + signal.SIGTERM  # what a shell reports for a process ended b
 
 
 class StopOnSigterm(L.Callback):
-    """During training: stop after the running batch and save ``checkpoint`` (resume with
-    ``ckpt_path=`` it). Anywhere else (set-up, validation, the final test): exit at once;
-    the training's checkpoints are already on disk.
+    """While fitting: stop after the running training batch (or validation) and save
+    ``checkpoint`` (resume with ``ckpt_path=`` it). Anywhere else (set-up, the final test):
+    exit at once; the training's checkpoints are already on disk.
 
     The handler is installed when the callback is made, before the trainer starts, so
     Lightning's own SIGTERM handler runs first and then calls this one.
@@ -36,8 +37,10 @@ class StopOnSigterm(L.Callback):
         self._trainer = trainer
 
     def _on_signal(self, signum: int, frame) -> None:
-        if self._trainer is not None and self._trainer.training:
-            return  # Lightning raises SIGTERMException after this batch; on_exception saves
+        if self._trainer is not None and self._trainer.state.fn == TrainerFn.FITTING:
+            # Lightning raises SIGTERMException after this training batch (or the running
+            # validation), and on_exception saves: no training step is lost.
+            return
         log.info("SIGTERM: stopping now")
         raise SystemExit(EXIT_STATUS)
 

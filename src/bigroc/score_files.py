@@ -1,0 +1,67 @@
+"""Scores of images already on disk: a finished run's samples, or any ADM-style ``.npz``.
+
+A run that could not be scored when it ran (no reference data yet) is scored from its
+saved samples by the same command once the data is there (:func:`score_finished_run`):
+the same uint8 images, the same metrics, no second boost.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from bigroc import keys
+
+BATCH = 250  # images per Inception pass
+
+
+def score_npz(paths: Sequence[Path], scores: Any, features: torch.nn.Module,
+              logits_net: torch.nn.Module | None) -> dict[str, float]:
+    """Feed the ``arr_0`` images of ``paths`` (shards, in order) to a fresh ``scores`` metric."""
+    from bigroc.generators.samples import read_npz
+
+    offset = 0
+    for path in paths:
+        images, _ = read_npz(path, None)
+        for lo in range(0, len(images), BATCH):
+            u8 = torch.from_numpy(np.ascontiguousarray(images[lo:lo + BATCH])).permute(0, 3, 1, 2)
+            with torch.no_grad():
+                logits = logits_net(u8) if logits_net is not None else None
+                scores.update(features(u8), torch.arange(offset + lo, offset + lo + len(u8)), logits)
+        offset += len(images)
+    return scores.compute()
+
+
+def sample_files(folder: Path, stage: str) -> list[Path]:
+    """``samples_<stage>.npz``, or its shards ``samples_<stage>_000.npz``, ... in order."""
+    single = folder / f"samples_{stage}.npz"
+    return [single] if single.exists() else sorted(folder.glob(f"samples_{stage}_[0-9][0-9][0-9].npz"))
+
+
+def is_unscored(metrics: dict[str, Any]) -> bool:
+    return str(metrics.get("scored", "")).startswith("not scored")
+
+
+def score_finished_run(out_dir: Path, metrics: dict[str, Any], scoring: Any) -> dict[str, Any]:
+    """``metrics`` of a finished, unscored run with the scores of its saved samples added."""
+    from bigroc.report import mean_over_seeds
+
+    seeds = metrics["seeds"]
+    per_seed = []
+    for seed in seeds:
+        folder = out_dir if len(seeds) == 1 else out_dir / f"seed{seed}"
+        fresh = scoring.new_scores()
+        result = {}
+        for stage, net in ((keys.BASE, scoring.base_features), (keys.BOOSTED, scoring.features)):
+            files = sample_files(folder, stage)
+            if not files:
+                raise ValueError(f"{folder} has no samples_{stage}.npz to score; run the job again in a new "
+                                 "hydra.run.dir")
+            for name, value in score_npz(files, fresh[stage], net, scoring.logits_net).items():
+                result[keys.score(stage, name)] = value
+        per_seed.append(result)
+    scored = {k: v for k, v in metrics.items() if k != "scored"}
+    return {**scored, **mean_over_seeds(per_seed), **scoring.info}
