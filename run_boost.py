@@ -79,7 +79,6 @@ def main(cfg: DictConfig) -> None:
                        scores=scoring.new_scores() if scoring else None,
                        features=scoring.features if scoring else None,
                        base_features=scoring.base_features if scoring else None,
-                       logits_net=scoring.logits_net if scoring else None,
                        chunks=chunks, grid_size=cfg.grid_size)
         trainer.test(module, datamodule=GeneratedDataModule(cfg.num_samples, cfg.batch_size))
         if trainer.is_global_zero:

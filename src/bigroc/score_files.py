@@ -18,19 +18,21 @@ from bigroc import keys
 BATCH = 250  # images per Inception pass
 
 
-def score_npz(paths: Sequence[Path], scores: Any, features: torch.nn.Module,
-              logits_net: torch.nn.Module | None) -> dict[str, float]:
-    """Feed the ``arr_0`` images of ``paths`` (shards, in order) to a fresh ``scores`` metric."""
+def score_npz(paths: Sequence[Path], scores: Any, net: torch.nn.Module) -> dict[str, float]:
+    """Feed the ``arr_0`` images of ``paths`` (shards, in order) through ``net`` (an
+    ``InceptionNet``, possibly behind a cache) to a fresh ``scores`` metric."""
     from bigroc.generators.samples import read_npz
 
+    layout = net.layout
     offset = 0
     for path in paths:
         images, _ = read_npz(path, None)
         for lo in range(0, len(images), BATCH):
             u8 = torch.from_numpy(np.ascontiguousarray(images[lo:lo + BATCH])).permute(0, 3, 1, 2)
             with torch.no_grad():
-                logits = logits_net(u8) if logits_net is not None else None
-                scores.update(features(u8), torch.arange(offset + lo, offset + lo + len(u8)), logits)
+                pool3, spatial, logits = layout.split(net(u8))
+            scores.update(pool3, torch.arange(offset + lo, offset + lo + len(u8)), logits,
+                          spatial if scores.with_sfid else None)
         offset += len(images)
     return scores.compute()
 
@@ -60,7 +62,7 @@ def score_finished_run(out_dir: Path, metrics: dict[str, Any], scoring: Any) -> 
             if not files:
                 raise ValueError(f"{folder} has no samples_{stage}.npz to score; run the job again in a new "
                                  "hydra.run.dir")
-            for name, value in score_npz(files, fresh[stage], net, scoring.logits_net).items():
+            for name, value in score_npz(files, fresh[stage], net).items():
                 result[keys.score(stage, name)] = value
         per_seed.append(result)
     scored = {k: v for k, v in metrics.items() if k != "scored"}

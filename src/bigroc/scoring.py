@@ -30,22 +30,26 @@ class ScoringSpec:
             ``ref_samples`` images (default 10 000) or all of it (``ref_samples=None``).
         path: for ``npz``: the file; ``mu``/``sigma`` give FID, ``arr_0`` images give KID and
             precision/recall (and FID where there are no statistics).
-        backend: Inception features: ``auto``, ``fid_helper`` or ``torch_fidelity``.
+        precision: the Inception network's arithmetic: ``"32"`` (float32, default) or
+            ``"bf16"`` (autocast; faster where the hardware has bf16 units; its reference
+            statistics are cached apart).
         cache_dir: where reference statistics are cached (default ``$BIGROC_CACHE`` or
             ``~/.cache/bigroc``).
         max_features: KID, precision/recall (and IS) use the first this many samples.
         cache_base_features: keep the features of the generated (base) images on disk under
             ``cache_dir/features``, by content: a run that boosts the same images again (the
             next eps of a sweep) reads them back instead of running Inception on them.
-        inception_score: report IS where the standard Inception logits are available.
-        is_weights: a local file of those weights, for torch-fidelity without internet.
+        inception_score: report IS where the Inception head's weights are at hand.
+        inception_weights: pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (the head
+            for IS); default: the torch hub cache, else a download where online.
+        inception_download: allow that download (false: look locally only).
     """
 
     dataset: str = "cifar10"
     ref_split: str = "train"
     ref_samples: int | None = 10000
     path: str | None = None
-    backend: str = "auto"
+    precision: str = "32"
     cache_dir: str | None = None
     max_features: int = 10000
     cache_base_features: bool = True
@@ -53,19 +57,21 @@ class ScoringSpec:
     kid_subset_size: int = 1000
     pr_k: int = 3
     inception_score: bool = True
-    is_weights: str | None = None
+    inception_weights: str | None = None
+    inception_download: bool = True
 
 
 @dataclass
 class Scoring:
     """The ready pieces: ``scores`` for :class:`bigroc.lit.Boost`, and what to record.
 
-    ``base_features`` is ``features`` behind the on-disk cache (``cache_base_features``).
+    ``features`` is the :class:`~bigroc.metrics.features.InceptionNet` (one row per image:
+    pool3, spatial, logits where the head is loaded; ``layout`` splits it), and
+    ``base_features`` the same behind the on-disk cache (``cache_base_features``).
     """
 
     features: nn.Module
     base_features: nn.Module
-    logits_net: nn.Module | None
     spec: ScoringSpec
     reference: Any
     info: dict[str, Any]
@@ -77,7 +83,7 @@ class Scoring:
         s = self.spec
         return {stage: GenerativeScores(self.reference, max_features=s.max_features,
                                         kid_subsets=s.kid_subsets, kid_subset_size=s.kid_subset_size,
-                                        pr_k=s.pr_k, with_is=self.logits_net is not None)
+                                        pr_k=s.pr_k, with_is=self.features.layout.with_logits)
                 for stage in (keys.BASE, keys.BOOSTED)}
 
 
@@ -108,11 +114,11 @@ def check_reference_fits(spec: ScoringSpec | None, image_shape: tuple[int, int])
                          "e.g. ADM's reference batch) or metrics=none")
 
 
-def _reference(spec: ScoringSpec, data_root: str | Path, features: nn.Module, backend: str, device):
+def _reference(spec: ScoringSpec, data_root: str | Path, features: nn.Module, device):
     """The reference statistics and what to record about them."""
     from bigroc.metrics import npz_reference_stats, reference_stats
 
-    common = {"backend": backend, "cache_dir": spec.cache_dir, "max_features": spec.max_features,
+    common = {"precision": spec.precision, "cache_dir": spec.cache_dir, "max_features": spec.max_features,
               "extractor": features, "device": device}
     if spec.dataset == "npz":
         reference = npz_reference_stats(spec.path, num_features=features.num_features, **common)
@@ -142,34 +148,45 @@ def prepare_scoring(spec: ScoringSpec | None, data_root: str | Path, *,
     """
     if spec is None:
         return None, "metrics=none: scoring switched off"
-    from bigroc.metrics import build_feature_extractor, inception_logits
+    import torch
+
+    from bigroc.metrics import InceptionNet
 
     _check_spec(spec)
     if download and spec.dataset == "cifar10":
         from bigroc.data.cifar10 import CIFAR10DataModule
 
         CIFAR10DataModule(root=data_root, download=True).prepare_data()
-    import torch
-
-    features, backend = build_feature_extractor(spec.backend)
+    head, is_info = _inception_head(spec)
+    features = InceptionNet(head=head, precision=spec.precision)
     try:  # on a GPU where there is one: the train split is 50 000 images
-        reference, ref_info = _reference(spec, data_root, features, backend,
-                                         "cuda" if torch.cuda.is_available() else None)
+        reference, ref_info = _reference(spec, data_root, features, "cuda" if torch.cuda.is_available() else None)
     except FileNotFoundError as err:
         return None, f"not scored: {err}"
-    logits_net, why_no_is = (inception_logits(spec.is_weights) if spec.inception_score
-                             else (None, "metrics.inception_score=false"))
-    info = {"backend": backend, **ref_info, "kid_pr_samples": spec.max_features,
-            "inception_score": "reported" if logits_net is not None else f"unavailable: {why_no_is}",
+    info = {"inception": features.tag, **ref_info, "kid_pr_samples": spec.max_features, "inception_score": is_info,
+            "sfid": "reported" if reference.mu_s is not None else "unavailable: the reference has no spatial "
+                                                                  "statistics (mu_s, sigma_s)",
             **{k: v for k, v in asdict(spec).items() if k in ("pr_k", "kid_subsets", "kid_subset_size")}}
-    return Scoring(features, _base_features(spec, features, backend), logits_net, spec, reference, info), ""
+    return Scoring(features, _base_features(spec, features), spec, reference, info), ""
 
 
-def _base_features(spec: ScoringSpec, features: nn.Module, backend: str) -> nn.Module:
+def _inception_head(spec: ScoringSpec):
+    """(the head's weights or None, what metrics.json says about IS)."""
+    from bigroc.metrics.inception_weights import HOW_TO_GET_HEAD, find_head_file, read_head
+
+    if not spec.inception_score:
+        return None, "unavailable: metrics.inception_score=false"
+    path = find_head_file(spec.inception_weights, download=spec.inception_download)
+    if path is None:
+        return None, f"unavailable: the Inception head's weights were not found; {HOW_TO_GET_HEAD}"
+    return read_head(path, checked=spec.inception_weights is None), f"reported (head: {path.name})"
+
+
+def _base_features(spec: ScoringSpec, features: nn.Module) -> nn.Module:
     if not spec.cache_base_features:
         return features
     from bigroc.metrics.feature_cache import FeatureCache
-    from bigroc.metrics.features import describe_backend
     from bigroc.metrics.reference import default_cache_dir
 
-    return FeatureCache(features, default_cache_dir(spec.cache_dir) / "features", tag=describe_backend(backend))
+    tag = f"{features.tag}, {features.head_tag}"  # the cached rows hold the head's logits too
+    return FeatureCache(features, default_cache_dir(spec.cache_dir) / "features", tag=tag)

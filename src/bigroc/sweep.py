@@ -19,7 +19,7 @@ from hydra.experimental.callback import Callback
 from bigroc.io import atomic_write
 
 COLUMNS = ("generator", "eps", "steps", "step_size", "norm", "num_samples", "labels", "debias")
-SCORES = ("fid", "kid_mean", "precision", "recall", "is_mean", "target_prob")
+SCORES = ("fid", "sfid", "kid_mean", "precision", "recall", "is_mean", "target_prob")
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:

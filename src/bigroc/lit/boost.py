@@ -59,7 +59,9 @@ class Boost(L.LightningModule):
             ``balanced`` (closest to uniform labels on the calibration set).
         calibration_samples, calibration_seed: the separate generated set the shift is fit on.
         scores: optional ``{"base": GenerativeScores, "boosted": ...}`` (torchmetrics) and
-            ``features``, the Inception feature network they are fed by (``base_features``,
+            ``features``, the Inception network they are fed by (an ``InceptionNet``: one row
+            per image of pool3, spatial and logits, split by its ``layout``; a network without
+            a ``layout`` gives pool3 rows alone) (``base_features``,
             if given, for the base images: e.g. the same network behind a disk cache).
         chunks: where finished batches go; ``None`` keeps nothing (no resume).
         grid_size: images kept from the first batch for the before/after grid.
@@ -69,7 +71,7 @@ class Boost(L.LightningModule):
                  seed: int = 0, labels: str = "auto", debias: str = "mean",
                  calibration_samples: int = 1000, calibration_seed: int = 1_000_000,
                  scores: dict[str, Metric] | None = None, features: nn.Module | None = None,
-                 logits_net: nn.Module | None = None, chunks: ChunkStore | None = None,
+                 chunks: ChunkStore | None = None,
                  grid_size: int = 16, base_features: nn.Module | None = None) -> None:
         super().__init__()
         check_run_inputs(source, classifier, labels, debias)
@@ -78,7 +80,7 @@ class Boost(L.LightningModule):
         self.seed, self.debias, self.grid_size = int(seed), debias, int(grid_size)
         self.predicted = labels == "predicted" or (labels == "auto" and not source.conditional)
         self.calibration_samples, self.calibration_seed = calibration_samples, calibration_seed
-        self.features, self.logits_net = features, logits_net
+        self.features = features
         self.base_features = base_features if base_features is not None else features
         self.scores = nn.ModuleDict(scores or {})
         self.chunks = chunks
@@ -160,10 +162,12 @@ class Boost(L.LightningModule):
 
     @torch.no_grad()
     def _score(self, stage: str, u8: torch.Tensor, indices: torch.Tensor) -> None:
-        with torch.autocast(self.device.type, enabled=False):  # scores in float32 always
-            feats = (self.base_features if stage == keys.BASE else self.features)(u8)
-            logits = self.logits_net(u8) if self.logits_net is not None else None
-        self.scores[stage].update(feats, indices, logits)
+        with torch.autocast(self.device.type, enabled=False):  # the network picks its own precision
+            rows = (self.base_features if stage == keys.BASE else self.features)(u8)
+        layout = getattr(self.features, "layout", None)
+        pool3, spatial, logits = layout.split(rows) if layout is not None else (rows, None, None)
+        metric = self.scores[stage]
+        metric.update(pool3, indices, logits, spatial if metric.with_sfid else None)
 
     # -- results -------------------------------------------------------------------------
     def on_test_epoch_end(self) -> None:

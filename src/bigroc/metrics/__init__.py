@@ -1,4 +1,4 @@
-"""Scores of generated images against real data: FID, KID, improved precision/recall, IS.
+"""Scores of generated images against real data: FID, sFID, KID, improved precision/recall, IS.
 
 Chain: uint8 images -> Inception features (``features``) -> pure maths on feature
 matrices (``maths``) -> reference statistics cached on disk (``reference``) -> a
@@ -6,19 +6,19 @@ torchmetrics ``Metric`` that accumulates one stage's features, DDP-exact (``scor
 References: CIFAR-10 built in (``reference``), or a batch the user brings (``reference_npz``).
 """
 
-from bigroc.metrics.features import InceptionFeatures, build_feature_extractor, inception_logits
+from bigroc.metrics.features import FeatureLayout, InceptionFeatures, InceptionNet
 from bigroc.metrics.maths import frechet_distance, kid, precision_recall
 from bigroc.metrics.reference import ReferenceStats, reference_stats
 from bigroc.metrics.reference_npz import npz_reference_stats
 from bigroc.metrics.scores import GenerativeScores
 
 __all__ = [
+    "FeatureLayout",
     "GenerativeScores",
     "InceptionFeatures",
+    "InceptionNet",
     "ReferenceStats",
-    "build_feature_extractor",
     "frechet_distance",
-    "inception_logits",
     "kid",
     "npz_reference_stats",
     "precision_recall",

@@ -34,6 +34,7 @@ class FeatureCache(nn.Module):
     def __init__(self, net: nn.Module, folder: str | Path, tag: str) -> None:
         super().__init__()
         self.net = net
+        self.layout = getattr(net, "layout", None)  # how its rows split (an InceptionNet's)
         self.folder = Path(folder)
         self.tag = tag
         self._warned = False

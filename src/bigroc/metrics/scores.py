@@ -1,4 +1,4 @@
-"""``GenerativeScores``: FID, KID, precision/recall (and IS) of one stage's images, DDP-exact."""
+"""``GenerativeScores``: FID, sFID, KID, precision/recall (and IS) of one stage's images, DDP-exact."""
 
 from __future__ import annotations
 
@@ -29,7 +29,8 @@ class GenerativeScores(Metric):
     for IS) with each sample's *global* index. States:
 
     - FID: float64 running sums of features and of their outer products, and a count,
-      all reduced by ``sum``: memory is flat in the number of samples.
+      all reduced by ``sum``: memory is flat in the number of samples. sFID (where the
+      reference has spatial statistics): the same sums of the spatial features.
     - KID, precision/recall, IS: the features (logits) of samples with index
       ``< max_features`` only, gathered across processes and sorted by index before use,
       so any sharding or update order gives the numbers one process seeing everything
@@ -67,12 +68,17 @@ class GenerativeScores(Metric):
         self.add_state("feature_sum", torch.zeros(d, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("outer_sum", torch.zeros(d, d, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("num_samples", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.with_sfid = reference.mu_s is not None
+        if self.with_sfid:
+            s = int(reference.mu_s.numel())
+            self.add_state("spatial_sum", torch.zeros(s, dtype=torch.float64), dist_reduce_fx="sum")
+            self.add_state("spatial_outer_sum", torch.zeros(s, s, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("kept_features", [], dist_reduce_fx="cat")
         self.add_state("kept_indices", [], dist_reduce_fx="cat")
         if with_is:
             self.add_state("kept_logits", [], dist_reduce_fx="cat")
 
-    def _check(self, features: Tensor, indices: Tensor, logits: Tensor | None) -> None:
+    def _check(self, features: Tensor, indices: Tensor, logits: Tensor | None, spatial: Tensor | None) -> None:
         b = features.shape[0]
         if features.ndim != 2 or features.shape[1] != self.num_features:
             raise ValueError(f"features must be (B, {self.num_features}), got {tuple(features.shape)}")
@@ -83,13 +89,23 @@ class GenerativeScores(Metric):
             raise ValueError(f"with_is=True: pass logits ({b}, {self.num_logits}) with every update, got {got}")
         if not self.with_is and logits is not None:
             raise ValueError("logits were passed but the metric was built with with_is=False")
+        if self.with_sfid and (spatial is None or spatial.shape != (b, self.spatial_sum.numel())):
+            got = None if spatial is None else tuple(spatial.shape)
+            raise ValueError(f"the reference has spatial statistics: pass spatial ({b}, {self.spatial_sum.numel()}) "
+                             f"features with every update, got {got}")
 
-    def update(self, features: Tensor, indices: Tensor, logits: Tensor | None = None) -> None:
-        """Add a batch. Shape: features (B, D) float, indices (B,) int64 global, logits (B, C)."""
-        self._check(features, indices, logits)
+    def update(self, features: Tensor, indices: Tensor, logits: Tensor | None = None,
+               spatial: Tensor | None = None) -> None:
+        """Add a batch. Shape: features (B, D) float, indices (B,) int64 global, logits (B, C),
+        spatial (B, S) (needed where the reference has spatial statistics; else ignored)."""
+        self._check(features, indices, logits, spatial)
         f64 = features.detach().double()
         self.feature_sum += f64.sum(0)
         self.outer_sum += f64.T @ f64
+        if self.with_sfid:
+            s64 = spatial.detach().double()
+            self.spatial_sum += s64.sum(0)
+            self.spatial_outer_sum += s64.T @ s64
         self.num_samples += features.shape[0]
         keep = indices < self.max_features
         self.kept_features.append(features.detach()[keep].float())
@@ -97,9 +113,10 @@ class GenerativeScores(Metric):
         if self.with_is:
             self.kept_logits.append(logits.detach()[keep].float())
 
-    def forward(self, features: Tensor, indices: Tensor, logits: Tensor | None = None) -> None:
+    def forward(self, features: Tensor, indices: Tensor, logits: Tensor | None = None,
+                spatial: Tensor | None = None) -> None:
         """Same as :meth:`update`; returns nothing."""
-        self.update(features, indices, logits)
+        self.update(features, indices, logits, spatial)
 
     def _sync_dist(self, dist_sync_fn=gather_all_tensors, process_group=None) -> None:
         # A process that kept nothing would otherwise send torchmetrics' 1-D float
@@ -132,9 +149,9 @@ class GenerativeScores(Metric):
         return features[order][first], logits
 
     def compute(self) -> dict[str, float]:
-        """``fid``, ``kid_mean``, ``kid_std``, ``precision``, ``recall`` (+ ``is_mean``, ``is_std``).
+        """``fid``, ``kid_mean``, ``kid_std``, ``precision``, ``recall`` (+ ``sfid``, ``is_mean``, ``is_std``).
 
-        Without reference features (statistics-only reference): ``fid`` (+ IS) only.
+        Without reference features (statistics-only reference): ``fid`` (+ sFID, IS) only.
         """
         n = int(self.num_samples)
         mu, sigma = moments_from_sums(self.feature_sum, self.outer_sum, n)
@@ -144,6 +161,10 @@ class GenerativeScores(Metric):
                                sigma1_factor=ref.sigma_factor().to(device))
         fake, logits = self._kept()
         scores = {"fid": fid}
+        if self.with_sfid:
+            mu_s, sigma_s = moments_from_sums(self.spatial_sum, self.spatial_outer_sum, n)
+            scores["sfid"] = frechet_distance(ref.mu_s.to(device), ref.sigma_s.to(device), mu_s, sigma_s,
+                                              sigma1_factor=ref.sigma_factor(spatial=True).to(device))
         if ref.features.shape[0] > 0:  # a reference of statistics only gives FID alone
             real = ref.features.to(fake.device)
             scores["kid_mean"], scores["kid_std"] = kid(real, fake, self.kid_subsets, self.kid_subset_size)
