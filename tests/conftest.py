@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,9 @@ import torch
 
 from bigroc.models import Classifier, build_classifier
 from tiny_models import warm_batchnorm
+
+# Nothing is downloaded in tests (the Inception head for IS, in particular): subprocesses too.
+os.environ.setdefault("BIGROC_OFFLINE", "1")
 
 
 @pytest.fixture

@@ -41,10 +41,11 @@ def test_contract_scores_and_saves_both_versions(external_samples, cifar_root, s
     done = boost(contract(npz, cifar_root, out, "logger=none"), tmp_path, score_cache)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("base/fid", "boosted/fid", "base/kid_mean", "boosted/precision", "boosted/recall"):
+    for key in ("base/fid", "boosted/fid", "base/sfid", "boosted/sfid", "base/kid_mean", "boosted/precision",
+                "boosted/recall"):
         assert np.isfinite(metrics[key]), key
     assert metrics["eps"] == 0.5 and metrics["steps"] == 3 and metrics["num_samples"] == 8
-    assert metrics["generator"] == "samples" and metrics["backend"].startswith("fid-helper")
+    assert metrics["generator"] == "samples" and metrics["inception"].startswith("TF Inception-v3")
     assert metrics["inception_score"].startswith("unavailable")
     assert metrics["boosted/target_prob"] > metrics["base/target_prob"]
     base, y = read_npz(out / "samples_base.npz")

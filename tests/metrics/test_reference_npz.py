@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from bigroc.metrics import GenerativeScores, npz_reference_stats
+from bigroc.metrics.features import SPATIAL
 from bigroc.metrics.reference_npz import read_reference_npz
 
 D = 6
@@ -36,7 +37,7 @@ def images(n: int = 10, size: int = 24, seed: int = 0) -> np.ndarray:
 
 def statistics(seed: int = 1) -> dict[str, np.ndarray]:
     a = np.random.default_rng(seed).normal(size=(D, D))
-    return {"mu": a[0], "sigma": a @ a.T + np.eye(D), "mu_s": np.zeros(3), "sigma_s": np.eye(3)}
+    return {"mu": a[0], "sigma": a @ a.T + np.eye(D)}
 
 
 def stats(path, tmp_path, **kw):
@@ -103,6 +104,9 @@ BAD = {
     "float_images": ({"arr_0": images(4).astype(np.float32)}, r"arr_0 is float32 \(4, 24, 24, 3\), expected uint8"),
     "nchw_images": ({"arr_0": images(4).transpose(0, 3, 1, 2).copy()}, r"arr_0 is uint8 \(4, 3, 24, 24\)"),
     "one_image": ({"arr_0": images(1)}, "N >= 2"),
+    "mu_s_alone": ({"mu": np.zeros(D), "sigma": np.eye(D), "mu_s": np.zeros(SPATIAL)}, "has mu_s but no sigma_s"),
+    "mu_s_dims": ({"mu": np.zeros(D), "sigma": np.eye(D), "mu_s": np.zeros(3), "sigma_s": np.eye(3)},
+                  rf"mu_s is float64 \(3,\), expected float \({SPATIAL},\)"),
 }
 
 
@@ -122,3 +126,22 @@ def test_missing_and_foreign_files(tmp_path):
     (tmp_path / "notes.npz").write_text("not a zip")
     with pytest.raises(ValueError, match="notes.npz: not a readable .npz file"):
         read_reference_npz(tmp_path / "notes.npz")
+
+
+def test_adm_spatial_statistics_give_sfid_as_they_are(tmp_path):
+    rng = np.random.default_rng(3)
+    spatial = rng.normal(size=(64, SPATIAL))
+    mu_s, sigma_s = spatial.mean(0), np.cov(spatial, rowvar=False)
+    np.savez(tmp_path / "adm.npz", **statistics(), mu_s=mu_s, sigma_s=sigma_s)
+    ref = stats(tmp_path / "adm.npz", tmp_path)
+    assert torch.equal(ref.mu_s, torch.from_numpy(mu_s)) and torch.equal(ref.sigma_s, torch.from_numpy(sigma_s))
+
+    def sfid(rows: np.ndarray) -> float:
+        scores = GenerativeScores(ref, kid_subset_size=4)
+        with pytest.raises(ValueError, match="spatial"):
+            scores.update(torch.randn(64, D), torch.arange(64))  # the reference has them: they are needed
+        scores.update(torch.randn(64, D), torch.arange(64), spatial=torch.from_numpy(rows).float())
+        return scores.compute()["sfid"]
+
+    assert abs(sfid(spatial)) < 1e-2  # the set the statistics came from
+    assert sfid(spatial + 0.5) > 0.5 * SPATIAL * 0.25  # shifted by 0.5 in every dimension: ||d mu||^2 = 506

@@ -50,7 +50,9 @@ def test_streamed_statistics_match_a_direct_computation(cifar_root, tmp_path):
     assert result.sigma.dtype == torch.float64
     assert result.features.shape == (8, D) and result.features.dtype == torch.float32
     assert torch.allclose(result.features, f[:8].float())
-    assert result.key["backend"] == "fid_helper" and result.key["num_samples"] == 20
+    assert result.key["precision"] == "32" and result.key["num_samples"] == 20
+    assert result.key["network"].startswith("TF Inception-v3, default_1.pt sha256 ")
+    assert result.mu_s is None  # a pool3-only extractor gives no spatial statistics
 
 
 def test_cached_once_then_loaded(cifar_root, tmp_path):
@@ -68,7 +70,7 @@ def test_different_keys_give_different_files(cifar_root, tmp_path):
     stats(cifar_root, tmp_path, CountingExtractor())
     stats(cifar_root, tmp_path, CountingExtractor(), num_samples=24)
     stats(cifar_root, tmp_path, CountingExtractor(), max_features=4)
-    stats(cifar_root, tmp_path, CountingExtractor(), backend="torch_fidelity")  # only the key; no network built
+    stats(cifar_root, tmp_path, CountingExtractor(), precision="bf16")  # only the key; no network built
     names = cache_files(tmp_path)
     assert len(names) == 4 and all(name.startswith("cifar10-test-") for name in names)
 
@@ -108,5 +110,5 @@ def test_bad_arguments(cifar_root, tmp_path):
         stats(cifar_root, tmp_path, CountingExtractor(), dataset="imagenet")
     with pytest.raises(ValueError, match="num_samples"):
         stats(cifar_root, tmp_path, CountingExtractor(), num_samples=10**6)
-    with pytest.raises(ValueError, match="backend"):
-        stats(cifar_root, tmp_path, CountingExtractor(), backend="inception-v9")
+    with pytest.raises(ValueError, match="split"):
+        stats(cifar_root, tmp_path, CountingExtractor(), split="validation")

@@ -8,13 +8,14 @@
   weights as ``weights-inception-2015-12-05-6726825d.pth``): torchvision's layout with the
   1008-way ``fc`` head, which the Inception Score needs. No package ships it; it is found
   at ``metrics.inception_weights``, else in the torch hub cache, else downloaded where the
-  internet is reachable. Its name carries the first 8 hex digits of its SHA-256, which are
+  internet is reachable (never with ``BIGROC_OFFLINE=1`` or ``metrics.inception_download=false``). Its name carries the first 8 hex digits of its SHA-256, which are
   checked. Only its head is taken: the conv stack stays the FID network's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
 
@@ -93,15 +94,26 @@ def find_head_file(explicit: str | Path | None, download: bool = True) -> Path |
     for name in HEAD_FILES:
         if (cache / name).is_file():
             return cache / name
-    if not download:
+    if not download or os.environ.get("BIGROC_OFFLINE") == "1":
         return None
+    return _download(HEAD_URL, cache / HEAD_FILE)
+
+
+def _download(url: str, dest: Path, timeout: float = 20.0) -> Path | None:
+    """``url`` to ``dest`` (through a temporary file), or None if offline or the bytes are wrong."""
+    import urllib.request
+
+    from bigroc.io import atomic_write
+
     try:
-        cache.mkdir(parents=True, exist_ok=True)
-        torch.hub.download_url_to_file(HEAD_URL, str(cache / HEAD_FILE), hash_prefix=HEAD_SHA256_PREFIX,
-                                       progress=False)
-    except Exception:  # offline, or a refused download: IS is then unavailable, with the reason
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = response.read()
+    except OSError:  # offline, refused, timed out: IS is then unavailable, with the reason
         return None
-    return cache / HEAD_FILE
+    if not hashlib.sha256(data).hexdigest().startswith(HEAD_SHA256_PREFIX):
+        return None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(dest, lambda tmp: tmp.write_bytes(data))
 
 
 def read_head(path: Path, checked: bool = True) -> torch.Tensor:
