@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bigroc.checks import check_attack_args, check_images, check_labels
+from bigroc.precision import autocast
+from bigroc.precision import resolve as resolve_precision
 
 # Guards the division by a zero gradient or a zero perturbation.
 _TINY = 1e-10
@@ -219,6 +221,7 @@ def pgd(
     random_start: bool = False,
     use_best: bool = False,
     generator: torch.Generator | None = None,
+    precision: str = "32",
 ) -> torch.Tensor:
     """Projected gradient descent (targeted) or ascent (untargeted) on cross-entropy.
 
@@ -239,6 +242,9 @@ def pgd(
         use_best: return each sample's iterate of best loss, not the last (MadryLab's
             training default); costs one more forward pass.
         generator: random source for ``random_start``.
+        precision: ``"32"``, ``"bf16"`` (the model's passes under bf16 autocast on
+            ``x.device``; the steps, projection and result stay float32) or ``"auto"``
+            (bf16 where the device has bf16 units: :mod:`bigroc.precision`).
 
     Returns:
         x_adv: float (N, 3, H, W) in [0, 1] with ||x_adv - x|| <= eps per sample.
@@ -251,9 +257,12 @@ def pgd(
     y = y.to(x.device) if isinstance(y, torch.Tensor) else y
     check_labels(y, batch=x.shape[0], num_classes=num_classes_of(model, x))
     sign = 1.0 if targeted else -1.0
+    cast = resolve_precision(precision, x.device.type)
 
     def loss_fn(x_adv: torch.Tensor) -> torch.Tensor:
-        return sign * F.cross_entropy(model(x_adv), y, reduction="none")
+        with autocast(cast, x.device.type):
+            logits = model(x_adv)
+        return sign * F.cross_entropy(logits.float(), y, reduction="none")
 
     x_start = random_perturb(x, eps, norm, generator) if random_start else None
     with eval_mode(model):

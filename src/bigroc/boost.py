@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bigroc.attacks import eval_mode, pgd
-from bigroc.checks import check_attack_args, check_images
+from bigroc.attacks import AttackSpec, eval_mode, pgd
+from bigroc.checks import check_images
 
 
 def debias_shift(logits: torch.Tensor, a: float = 1.0) -> torch.Tensor:
@@ -92,6 +92,8 @@ def bigroc(
     step_size: float | None = None,
     norm: str = "l2",
     logit_shift: torch.Tensor | None = None,
+    use_best: bool = False,
+    precision: str = "32",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Boost generated images: targeted PGD towards their class under a robust classifier.
 
@@ -108,15 +110,16 @@ def bigroc(
         norm: ``"l2"`` (the paper's default) or ``"linf"``.
         logit_shift: (C,) shift added to the logits before the argmax when ``y`` is None,
             usually :func:`debias_shift` of a calibration set.
+        use_best: return each image's iterate of highest target probability, not the last.
+        precision: ``"32"``, ``"bf16"`` or ``"auto"``: the classifier's arithmetic in the
+            attack (see :func:`bigroc.attacks.pgd`).
 
     Returns:
         (x_boost, y): boosted images (N, 3, H, W) in [0, 1] within eps of ``x``, and the
         targets used (N,).
     """
     check_images(x)
-    if step_size is None:
-        check_attack_args(eps=eps, steps=steps, step_size=0.0, norm=norm)
-        step_size = eps / steps
+    step_size = AttackSpec(eps=eps, steps=steps, step_size=step_size, norm=norm).boost_step_size
     if y is None:
         y = predict_targets(classifier, x, logit_shift)
     elif logit_shift is not None:
@@ -124,7 +127,6 @@ def bigroc(
             "logit_shift only applies when y is None (predicted targets); pass y or "
             "logit_shift, not both"
         )
-    x_boost = pgd(
-        classifier, x, y, eps=eps, steps=steps, step_size=step_size, norm=norm, targeted=True
-    )
+    x_boost = pgd(classifier, x, y, eps=eps, steps=steps, step_size=step_size, norm=norm, targeted=True,
+                  use_best=use_best, precision=precision)
     return x_boost, y.to(x.device)

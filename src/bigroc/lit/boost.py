@@ -23,8 +23,8 @@ from torch import nn
 from torchmetrics import MeanMetric, Metric
 
 from bigroc import keys
-from bigroc.attacks import AttackSpec, check_in_ball, pgd
-from bigroc.boost import balanced_shift, debias_shift, predict_targets
+from bigroc.attacks import AttackSpec, check_in_ball
+from bigroc.boost import balanced_shift, bigroc, debias_shift
 from bigroc.io import ChunkStore, quantize
 from bigroc.run_checks import check_run_inputs
 
@@ -124,11 +124,11 @@ class Boost(L.LightningModule):
     def _boost_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
         x, y = self.source.generate(indices, self.seed)
         x = x.to(self.device)
-        if self.predicted or y is None:
-            y = predict_targets(self.attack_model, x, self.logit_shift)
+        predict = self.predicted or y is None
         a = self.attack
-        x_boost = pgd(self.attack_model, x, y.to(self.device), eps=a.eps, steps=a.steps,
-                      step_size=a.boost_step_size, norm=a.norm, targeted=True, use_best=a.use_best)
+        x_boost, y = bigroc(self.attack_model, x, None if predict else y.to(self.device), eps=a.eps, steps=a.steps,
+                            step_size=a.boost_step_size, norm=a.norm, use_best=a.use_best,
+                            logit_shift=self.logit_shift if predict else None)
         check_in_ball(x_boost, x, eps=a.eps, norm=a.norm)  # before anything is written
         return {"base": quantize(x), "boosted": quantize(x_boost), "labels": y.long()}
 
