@@ -34,6 +34,8 @@ test-avx2: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_boost.py
 	$(PY) benchmarks/bench_run.py
+	$(PY) benchmarks/bench_inception.py
+	$(PY) benchmarks/bench_train.py --steps 10
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -21,14 +21,15 @@ import argparse
 import copy
 import threading
 import time
-from contextlib import nullcontext
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from bench_common import CoreWatch, describe_machine
 from bigroc.boost import bigroc
 from bigroc.models import Classifier, attack_ready, build_classifier
+from bigroc.precision import hardware_has_bf16
 
 
 def reference_boost(model: Classifier, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int) -> torch.Tensor:
@@ -102,23 +103,26 @@ def timed(fn: Callable[[int], torch.Tensor], steps: int, device: torch.device, r
     return seconds, mem.peak, out
 
 
-def variants(model: Classifier, device: torch.device) -> dict[str, tuple[Classifier, Callable]]:
-    """name -> (classifier, context factory) for every configuration worth measuring."""
+def variants(model: Classifier, device: torch.device, all_bf16: bool) -> dict[str, tuple[Classifier, str]]:
+    """name -> (classifier, precision) for every configuration worth measuring. bf16 runs where
+    the hardware has bf16 units (on AVX2-only CPUs it is emulated, 10-20x slower), or always
+    with ``all_bf16``."""
     channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
     fast = attack_ready(model)
     out = {
-        "bigroc fp32 contiguous": (model, nullcontext),
-        "bigroc fp32 channels_last": (channels_last, nullcontext),
-        "bigroc attack_ready": (fast, nullcontext),
+        "bigroc fp32 contiguous": (model, "32"),
+        "bigroc fp32 channels_last": (channels_last, "32"),
+        "bigroc attack_ready fp32": (fast, "32"),
     }
+    if all_bf16 or hardware_has_bf16(device.type):
+        out["bigroc attack_ready bf16"] = (fast, "bf16")
     if device.type == "cuda":
-        bf16 = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
-        out["bigroc attack_ready + bf16"] = (fast, bf16)
-        out["bigroc attack_ready + bf16 + compile"] = (torch.compile(fast), bf16)
+        out["bigroc attack_ready bf16 + compile"] = (torch.compile(fast), "bf16")
     return out
 
 
-def bench_arch(arch: str, width: float, batch: int, steps: int, eps: float, repeats: int, device: torch.device) -> None:
+def bench_arch(arch: str, width: float, batch: int, steps: int, eps: float, repeats: int, device: torch.device,
+               all_bf16: bool = False) -> None:
     torch.manual_seed(0)
     model = build_classifier(arch, width=width).to(device)
     x = torch.rand(batch, 3, 32, 32, device=device)
@@ -130,10 +134,9 @@ def bench_arch(arch: str, width: float, batch: int, steps: int, eps: float, repe
     print(f"{arch} (width {width}), batch {batch}, {steps} steps, eps {eps} (L2, [0, 1] pixel units)")
     print(f"  {'variant':40s} {'images/s':>9s} {'vs ref':>7s} {'peak MiB':>9s} {'max|diff|':>10s}")
     print(f"  {'reference (MadryLab-style loop)':40s} {batch / ref_s:9.2f} {1.0:6.2f}x {ref_mem:9.0f} {0.0:10.1e}")
-    for name, (clf, context) in variants(model, device).items():
+    for name, (clf, precision) in variants(model, device, all_bf16).items():
         def run(n: int) -> torch.Tensor:
-            with context():
-                return bigroc(clf, x, y, eps=eps, steps=n)[0]
+            return bigroc(clf, x, y, eps=eps, steps=n, precision=precision)[0]
 
         s, mem, out = timed(run, steps, device, repeats)
         diff = (out.float() - ref_out).abs().max().item()
@@ -149,11 +152,14 @@ def main() -> None:
     parser.add_argument("--eps", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--all-bf16", action="store_true", help="bf16 even without bf16 units (emulated: slow)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads")
-    for arch in args.archs:
-        bench_arch(arch, args.width, args.batch, args.steps, args.eps, args.repeats, device)
+    print(describe_machine())
+    with CoreWatch() as watch:
+        for arch in args.archs:
+            bench_arch(arch, args.width, args.batch, args.steps, args.eps, args.repeats, device, args.all_bf16)
+    print(watch.verdict())
 
 
 if __name__ == "__main__":

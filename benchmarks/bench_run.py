@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from bench_common import CoreWatch, describe_machine
 from bigroc.attacks import AttackSpec
 
 REF_SAMPLES = 64  # reference images for the scores (statistics are cached after the first run)
@@ -74,15 +75,20 @@ def run_reference(source, classifier, attack, n: int, batch: int, real: torch.Te
     return time.perf_counter() - start
 
 
-def run_bigroc(source, classifier, attack, n: int, batch: int, cache: Path, data_root: str) -> float:
+def run_bigroc(source, classifier, attack, n: int, batch: int, cache: Path, data_root: str,
+               precision: str = "32") -> float:
+    """Seconds for n images on run_boost.py's path; ``precision`` ("32" or "bf16") is the
+    attack's (Lightning's bf16-mixed) and the Inception network's."""
     import lightning as L
 
     from bigroc.data import GeneratedDataModule
     from bigroc.io import ChunkStore
     from bigroc.lit.boost import Boost
+    from bigroc.precision import LIGHTNING
     from bigroc.scoring import ScoringSpec, prepare_scoring
 
-    spec = ScoringSpec(ref_split="test", ref_samples=REF_SAMPLES, cache_dir=str(cache), kid_subset_size=8)
+    spec = ScoringSpec(ref_split="test", ref_samples=REF_SAMPLES, cache_dir=str(cache), kid_subset_size=8,
+                       precision=precision, inception_download=False)
     scoring, why = prepare_scoring(spec, data_root)
     assert scoring is not None, why
     start = time.perf_counter()
@@ -90,7 +96,8 @@ def run_bigroc(source, classifier, attack, n: int, batch: int, cache: Path, data
         module = Boost(source, classifier, attack, scores=scoring.new_scores(), features=scoring.features,
                        chunks=ChunkStore(tmp), calibration_samples=batch)
         trainer = L.Trainer(accelerator="auto", devices=1, logger=False, enable_progress_bar=False,
-                            inference_mode=False, use_distributed_sampler=False, enable_model_summary=False)
+                            inference_mode=False, use_distributed_sampler=False, enable_model_summary=False,
+                            precision=LIGHTNING[precision])
         trainer.test(module, datamodule=GeneratedDataModule(n, batch), verbose=False)
     return time.perf_counter() - start
 
@@ -116,15 +123,24 @@ def main() -> None:
     cache = Path(args.cache or tempfile.mkdtemp(prefix="bigroc-bench-"))
     source, classifier, attack = setup(args.steps)
     from bigroc.data import read_cifar10
+    from bigroc.precision import hardware_has_bf16
 
+    print(describe_machine())
     real = read_cifar10(args.data_root, "test")[0][:REF_SAMPLES]
-    run_bigroc(source, classifier, attack, args.batch, args.batch, cache, args.data_root)  # warm-up, caches
-    ours = run_bigroc(source, classifier, attack, args.samples, args.batch, cache, args.data_root)
-    ref = run_reference(source, classifier, attack, args.samples, args.batch, real)
     n = args.samples
-    print(f"{n} images, batch {args.batch}, {args.steps} steps, {torch.get_num_threads()} threads")
-    print(f"reference (torchmetrics FID+KID, plain classifier): {n / ref:6.2f} img/s")
-    print(f"bigroc (Boost module, run_boost.py's path):         {n / ours:6.2f} img/s  ({ref / ours:.2f}x)")
+    precisions = ["32"] + (["bf16"] if hardware_has_bf16("cuda" if torch.cuda.is_available() else "cpu") else [])
+    with CoreWatch() as watch:
+        ref = run_reference(source, classifier, attack, n, args.batch, real)
+        ours = {}
+        for precision in precisions:
+            run_bigroc(source, classifier, attack, args.batch, args.batch, cache, args.data_root, precision)  # warm-up
+            ours[precision] = run_bigroc(source, classifier, attack, n, args.batch, cache, args.data_root, precision)
+    print(f"{n} images, batch {args.batch}, {args.steps} steps")
+    print(f"reference (torchmetrics FID+KID, plain classifier, fp32): {n / ref:6.2f} img/s")
+    for precision, seconds in ours.items():
+        name = "float32" if precision == "32" else "bf16 (attack and Inception)"
+        print(f"bigroc (run_boost.py's path), {name:27s}: {n / seconds:6.2f} img/s  ({ref / seconds:.2f}x)")
+    print(watch.verdict())
     for count in args.memory_at:
         out = subprocess.run([sys.executable, __file__, "--memory-child", "--samples", str(count),
                               "--batch", str(args.batch), "--steps", str(args.steps), "--cache", str(cache),

@@ -1,7 +1,7 @@
 """Adversarial-training throughput: the project's Lightning path against a plain loop.
 
     python benchmarks/bench_train.py                         # both settings, batch 128
-    python benchmarks/bench_train.py --settings cpu --steps 20
+    python benchmarks/bench_train.py --settings cpu --steps 20 --precisions 32-true bf16-mixed
 
 Settings (as in conf/experiment/): ``cpu`` is the CPU-sized recipe (ResNet-18 at width 16,
 L2 eps 0.5, 3 PGD steps with random start, channels-last); ``resnet50`` is the paper's
@@ -21,10 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from bench_common import CoreWatch, describe_machine
 from bigroc.attacks import AttackSpec, madry_step_size, pgd
 from bigroc.data import ResumableLoader
 from bigroc.lit import RobustTraining
 from bigroc.models import build_classifier
+from bigroc.precision import hardware_has_bf16
 
 SETTINGS = {
     "cpu": dict(arch="resnet18", width=0.25, attack=AttackSpec(eps=0.5, steps=3, random_start=True),
@@ -88,19 +90,27 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=5, help="timed steps (after one warm-up step)")
-    parser.add_argument("--precision", default="32-true", help="Lightning precision, e.g. bf16-mixed on GPUs")
+    parser.add_argument("--precisions", nargs="+", default=None,
+                        help="Lightning precisions (default: 32-true, and bf16-mixed where the hardware has bf16 units)")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, {args.steps} timed steps")
+    precisions = args.precisions or ["32-true"] + (["bf16-mixed"] if hardware_has_bf16(
+        "cuda" if torch.cuda.is_available() else "cpu") else [])
+    print(describe_machine())
+    print(f"batch {args.batch}, {args.steps} timed steps")
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (args.steps + 1, args.batch, 3, 32, 32), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (args.steps + 1, args.batch), generator=g)
-    for name in args.settings:
-        setting = SETTINGS[name]
-        ref = reference_steps(setting, x, y, args.steps)
-        ours = lightning_steps(setting, x, y, args.steps, args.precision)
-        images = args.batch * args.steps
-        print(f"{name:9s} reference loop {images / ref:8.1f} img/s | RobustTraining ({args.precision}, "
-              f"channels_last={setting['channels_last']}) {images / ours:8.1f} img/s | {ref / ours:.2f}x", flush=True)
+    images = args.batch * args.steps
+    with CoreWatch() as watch:
+        for name in args.settings:
+            setting = SETTINGS[name]
+            ref = reference_steps(setting, x, y, args.steps)
+            row = f"{name:9s} reference loop (fp32) {images / ref:7.1f} img/s"
+            for precision in precisions:
+                ours = lightning_steps(setting, x, y, args.steps, precision)
+                row += f" | RobustTraining {precision} {images / ours:7.1f} img/s ({ref / ours:.2f}x)"
+            print(row, flush=True)
+    print(watch.verdict())
 
 
 if __name__ == "__main__":
