@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # tests need only its attacker and models, so it goes in without its dependencies.
 ROBUSTNESS := robustness==1.2.1.post2
 
-.PHONY: setup run test test-avx2 bench clean
+.PHONY: setup run test test-avx2 bench gpu-check clean
 
 # The numerical tests again under AVX2 kernels (what an AVX2-only CPU runs); on an AVX-512
 # or AMX CPU this checks both kernel families' rounding against the tests' bounds.
@@ -36,6 +36,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_run.py
 	$(PY) benchmarks/bench_inception.py
 	$(PY) benchmarks/bench_train.py --steps 10
+
+gpu-check: $(STAMP)
+	PY=$(PY) bash benchmarks/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache
