@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from bench_common import CoreWatch, describe_machine
-from bigroc.attacks import AttackSpec, madry_step_size, pgd
+from bigroc.attacks import AttackSpec, pgd
 from bigroc.data import ResumableLoader
 from bigroc.lit import RobustTraining
 from bigroc.models import build_classifier
@@ -56,7 +56,7 @@ def reference_steps(setting: dict, x: torch.Tensor, y: torch.Tensor, steps: int)
     model = build_classifier(setting["arch"], width=setting["width"])
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     spec = setting["attack"]
-    step_size = spec.step_size or madry_step_size(spec.eps, spec.steps)
+    step_size = spec.madry_step_size
     start = 0.0
     for i in range(steps + 1):
         if i == 1:

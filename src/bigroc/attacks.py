@@ -38,7 +38,9 @@ class AttackSpec:
 
     Boosting runs it targeted (:func:`bigroc.boost.bigroc`), adversarial training
     untargeted (:func:`pgd`). ``eps`` and ``step_size`` are in [0, 1] pixel units;
-    ``step_size=None`` leaves the choice to the consumer (boosting: ``eps / steps``).
+    ``step_size=None`` means each use's default: :attr:`boost_step_size` (``eps / steps``)
+    or :attr:`madry_step_size` (``2.5 * eps / steps``). These are the only places the
+    default step rules live.
     """
 
     eps: float
@@ -57,9 +59,15 @@ class AttackSpec:
         """The step boosting uses: ``step_size``, or the paper's ``eps / steps`` when unset."""
         return self.step_size if self.step_size is not None else self.eps / self.steps
 
+    @property
+    def madry_step_size(self) -> float:
+        """The step of attacks that must cross the ball (training, evaluation, interpolation):
+        ``step_size``, or Madry et al.'s ``2.5 * eps / steps`` when unset."""
+        return self.step_size if self.step_size is not None else madry_step_size(self.eps, self.steps)
 
-def madry_step_size(eps: float, steps: int) -> float:
-    """2.5 * eps / steps: the step of Madry et al.'s PGD, so the path can cross the ball."""
+
+def madry_step_size(eps, steps: int):
+    """2.5 * eps / steps (a float, or per-sample tensors of radii): Madry et al.'s step."""
     return 2.5 * eps / steps
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from bigroc import keys
-from bigroc.attacks import AttackSpec, madry_step_size, pgd
+from bigroc.attacks import AttackSpec, pgd
 from bigroc.models import Classifier, attack_ready
 
 SCHEDULES = ("step", "onecycle")
@@ -73,7 +73,7 @@ class RobustTraining(L.LightningModule):
         milestones = tuple(map(int, milestones))
         self.save_hyperparameters(ignore=["classifier", "attack"])
         self.classifier, self.attack = classifier, attack
-        self.train_step_size = attack.step_size if attack.step_size is not None else madry_step_size(attack.eps, attack.steps)
+        self.train_step_size = attack.madry_step_size
         if channels_last:
             self.classifier.to(memory_format=torch.channels_last)
         if compile:
@@ -142,8 +142,8 @@ class RobustTraining(L.LightningModule):
             self.log(keys.clean_acc(stage), (model(x).argmax(1) == y).float().mean(),
                      batch_size=len(x), sync_dist=True, prog_bar=True)
         for eps in radii:
-            steps = self.hparams.eval_steps
-            x_adv = pgd(model, x, y, eps=eps, steps=steps, step_size=madry_step_size(eps, steps),
+            spec = AttackSpec(eps=eps, steps=self.hparams.eval_steps, norm=self.attack.norm)
+            x_adv = pgd(model, x, y, eps=eps, steps=spec.steps, step_size=spec.madry_step_size,
                         norm=self.attack.norm, targeted=False)
             with torch.no_grad():
                 acc = (model(x_adv).argmax(1) == y).float().mean()

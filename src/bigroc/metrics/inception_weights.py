@@ -8,8 +8,9 @@
   weights as ``weights-inception-2015-12-05-6726825d.pth``): torchvision's layout with the
   1008-way ``fc`` head, which the Inception Score needs. No package ships it; it is found
   at ``metrics.inception_weights``, else in the torch hub cache, else downloaded where the
-  internet is reachable (never with ``BIGROC_OFFLINE=1`` or ``metrics.inception_download=false``). Its name carries the first 8 hex digits of its SHA-256, which are
-  checked. Only its head is taken: the conv stack stays the FID network's.
+  internet is reachable (never with ``BIGROC_OFFLINE=1`` or
+  ``metrics.inception_download=false``). Its name carries the first 8 hex digits of its
+  SHA-256, which are checked. Only its head is taken: the conv stack stays the FID network's.
 """
 
 from __future__ import annotations
