@@ -59,9 +59,10 @@ def main(cfg: DictConfig) -> None:
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     log_run(logger, metrics, figures, cfg)
     finish_loggers(logger)
-    for label in runs:
-        print(label, {k.split("@")[1]: round(v, 3) for k, v in metrics.items()
-                      if k.startswith(f"{label}/relative_feature_distance")})
+    for label in runs:  # the same keys as metrics.json and W&B
+        key = f"{label}/relative_feature_distance"
+        print(f"{key} (feature distance to the target / the source's), by c:",
+              {k.split("@")[1]: round(v, 3) for k, v in metrics.items() if k.startswith(key + "@")})
 
 
 if __name__ == "__main__":

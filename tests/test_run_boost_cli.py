@@ -156,3 +156,22 @@ def test_a_run_saved_without_data_is_scored_by_the_same_command_later(external_s
     assert np.isfinite(metrics["base/fid"]) and np.isfinite(metrics["boosted/kid_mean"]) and "scored" not in metrics
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("samples_*.npz")} == stamps  # no second boost
     assert "nothing to do" in boost(args, tmp_path, score_cache).stdout
+
+
+def test_score_command_scores_an_npz_and_a_finished_run(external_samples, cifar_root, score_cache, tmp_path):
+    npz, run_dir = external_samples / "gc_sngan_res.npz", tmp_path / "run"
+    assert boost(contract(npz, cifar_root, run_dir, "logger=none", "metrics=none"), tmp_path, score_cache).returncode == 0
+    env = os.environ | {"WANDB_MODE": "offline", "BIGROC_CACHE": str(score_cache)}
+    reference = [f"data.root={cifar_root}", "metrics.ref_split=test", "metrics.ref_samples=16",
+                 "metrics.kid_subset_size=4"]
+    for target, keys in ((run_dir, ("base/fid", "boosted/fid", "boosted/sfid")), (npz, ("gc_sngan_res/fid",))):
+        out = tmp_path / f"score-{target.name}"
+        done = subprocess.run([sys.executable, str(ROOT / "score.py"), f"samples={target}", *reference,
+                               f"hydra.run.dir={out}"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        scores = json.loads((out / "scores.json").read_text())
+        assert all(np.isfinite(scores[k]) for k in keys), scores
+    missing = subprocess.run([sys.executable, str(ROOT / "score.py"), f"samples={tmp_path / 'nope.npz'}", *reference],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert missing.returncode == 2 and "nope.npz does not exist" in missing.stderr

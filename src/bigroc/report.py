@@ -78,9 +78,14 @@ def mean_over_seeds(per_seed: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def write_json(path: Path, values: Mapping[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(values, indent=2, sort_keys=False) + "\n"
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
 def write_metrics(out_dir: Path, metrics: Mapping[str, Any]) -> Path:
-    text = json.dumps(metrics, indent=2, sort_keys=False) + "\n"
-    return atomic_write(out_dir / METRICS_FILE, lambda tmp: tmp.write_text(text))
+    return write_json(out_dir / METRICS_FILE, metrics)
 
 
 def read_metrics(out_dir: Path) -> dict[str, Any] | None:

@@ -43,6 +43,26 @@ def sample_files(folder: Path, stage: str) -> list[Path]:
     return [single] if single.exists() else sorted(folder.glob(f"samples_{stage}_[0-9][0-9][0-9].npz"))
 
 
+def score_samples(target: Path, scoring: Any) -> dict[str, float]:
+    """Scores of an ``.npz``'s images (``<name>/fid``, ...: the file's stem names them), or of
+    a run directory's base and boosted samples (``base/fid``, ``boosted/fid``, ...)."""
+    if target.is_dir():
+        stages = {stage: sample_files(target, stage) for stage in (keys.BASE, keys.BOOSTED)}
+        if not any(stages.values()):
+            raise ValueError(f"{target} holds no samples_base.npz or samples_boosted.npz; give a run directory "
+                             "of run_boost.py or an .npz")
+    else:
+        stages = {target.stem: [target]}
+    fresh = scoring.new_scores()
+    out = {}
+    for stage, files in stages.items():
+        metric = fresh.get(stage, fresh[keys.BOOSTED])
+        net = scoring.base_features if stage == keys.BASE else scoring.features
+        for name, value in score_npz(files, metric, net).items():
+            out[keys.score(stage, name)] = value
+    return out
+
+
 def is_unscored(metrics: dict[str, Any]) -> bool:
     return str(metrics.get("scored", "")).startswith("not scored")
 
