@@ -70,7 +70,7 @@ def main(cfg: DictConfig) -> None:
         prepare_run_dir(out_dir, settings)
         start_run_record(out_dir, cfg)
 
-    per_seed = []
+    per_seed, figures = [], {}
     for seed in settings["seeds"]:
         seed_dir = out_dir if len(settings["seeds"]) == 1 else out_dir / f"seed{seed}"
         chunks = ChunkStore(out_dir / ".chunks" / f"seed{seed}", digest=settings[DIGEST_KEY])
@@ -84,8 +84,9 @@ def main(cfg: DictConfig) -> None:
         if trainer.is_global_zero:
             seed_dir.mkdir(parents=True, exist_ok=True)
             report.merge_samples(chunks, seed_dir, cfg.num_samples, cfg.samples.shard_size)
-            figures = report.save_figures(seed_dir, module.grid, module.calibration,
-                                          module.final["labels/histogram"])
+            saved = report.save_figures(seed_dir, module.grid, module.calibration, module.final["labels/histogram"])
+            prefix = "" if len(settings["seeds"]) == 1 else f"seed{seed}/"  # every seed's figures are logged
+            figures.update({prefix + name: path for name, path in saved.items()})
             per_seed.append({**module.final, "debias/calibration": module.calibration})
 
     if trainer.is_global_zero:
