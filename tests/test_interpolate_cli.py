@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import torch
 from PIL import Image
 
 from bigroc.models import build_classifier, save_classifier
+from cli import entry
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["steps=8", "classifier.checkpoint=shipped:classifier_cifar10_l2"]
@@ -23,9 +22,7 @@ ROUNDING = np.sqrt(3 * 32 * 32) / 510
 
 def interpolate_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     # Tiny networks: one thread is as fast as two and does not stall on a busy machine.
-    env = os.environ | {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(ROOT / "interpolate.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return entry("interpolate.py", args, cwd, env={"OMP_NUM_THREADS": "1"})
 
 
 def write_png(path: Path, seed: int, size: tuple[int, int] = (32, 32)) -> Path:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli import entry
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["steps=3", "num_samples=8", "batch_size=4", "calibration.samples=16", "metrics.ref_split=test",
@@ -19,11 +18,7 @@ FAST = ["steps=3", "num_samples=8", "batch_size=4", "calibration.samples=16", "m
 
 
 def boost(args: list[str], cwd: Path, cache: Path, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
-    env = os.environ | {"WANDB_MODE": "offline", "WANDB_SILENT": "true", "BIGROC_CACHE": str(cache)}
-    cmd = [sys.executable, str(ROOT / "run_boost.py"), *args]
-    if popen:
-        return subprocess.Popen(cmd, cwd=cwd, env=env, **popen)
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return entry("run_boost.py", args, cwd, env={"BIGROC_CACHE": str(cache)}, **popen)
 
 
 def contract(npz: Path, cifar_root: Path, out: Path, *extra: str) -> list[str]:
@@ -161,17 +156,14 @@ def test_a_run_saved_without_data_is_scored_by_the_same_command_later(external_s
 def test_score_command_scores_an_npz_and_a_finished_run(external_samples, cifar_root, score_cache, tmp_path):
     npz, run_dir = external_samples / "gc_sngan_res.npz", tmp_path / "run"
     assert boost(contract(npz, cifar_root, run_dir, "logger=none", "metrics=none"), tmp_path, score_cache).returncode == 0
-    env = os.environ | {"WANDB_MODE": "offline", "BIGROC_CACHE": str(score_cache)}
+    env = {"BIGROC_CACHE": str(score_cache)}
     reference = [f"data.root={cifar_root}", "metrics.ref_split=test", "metrics.ref_samples=16",
                  "metrics.kid_subset_size=4"]
     for target, keys in ((run_dir, ("base/fid", "boosted/fid", "boosted/sfid")), (npz, ("gc_sngan_res/fid",))):
         out = tmp_path / f"score-{target.name}"
-        done = subprocess.run([sys.executable, str(ROOT / "score.py"), f"samples={target}", *reference,
-                               f"hydra.run.dir={out}"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=600)
+        done = entry("score.py", [f"samples={target}", *reference, f"hydra.run.dir={out}"], tmp_path, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
         scores = json.loads((out / "scores.json").read_text())
         assert all(np.isfinite(scores[k]) for k in keys), scores
-    missing = subprocess.run([sys.executable, str(ROOT / "score.py"), f"samples={tmp_path / 'nope.npz'}", *reference],
-                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    missing = entry("score.py", [f"samples={tmp_path / 'nope.npz'}", *reference], tmp_path, env=env)
     assert missing.returncode == 2 and "nope.npz does not exist" in missing.stderr

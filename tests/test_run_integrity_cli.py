@@ -15,7 +15,7 @@ import torch
 from bigroc.io import ChunkStore
 from bigroc.models import build_classifier, save_classifier
 from files import crafted_pickle, tree_hashes
-from test_run_boost_cli import boost, read_npz
+from test_run_boost_cli import boost
 
 QUICK = ["steps=2", "num_samples=8", "batch_size=4", "calibration.samples=16", "metrics=none", "logger=none",
          "trainer.enable_progress_bar=false"]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from bigroc.generators import build_generator
+from cli import entry
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["trainer.max_steps=2", "data.batch_size=16", "data.train_size=64", "trainer.enable_progress_bar=false",
@@ -24,9 +23,7 @@ def compose_job(overrides: list[str]):
 
 
 def train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = os.environ | {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    return subprocess.run([sys.executable, str(ROOT / "train_generator.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return entry("train_generator.py", args, cwd)
 
 def test_vae_run_leaves_an_export_a_grid_and_a_wandb_run(cifar_root, tmp_path):
     out = tmp_path / "run"

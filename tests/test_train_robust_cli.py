@@ -12,6 +12,7 @@ import torch
 
 from bigroc.models import load_classifier
 from files import CodeRunner, crafted_pickle
+from cli import entry
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["classifier=resnet18_narrow", "trainer.max_steps=2", "trainer.limit_val_batches=1",
@@ -19,9 +20,7 @@ TINY = ["classifier=resnet18_narrow", "trainer.max_steps=2", "trainer.limit_val_
 
 
 def train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = os.environ | {"WANDB_MODE": "offline", "WANDB_SILENT": "true"}
-    return subprocess.run([sys.executable, str(ROOT / "train_robust.py"), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return entry("train_robust.py", args, cwd)
 
 
 def test_contract_leaves_an_exported_classifier(cifar_root, tmp_path):

@@ -9,13 +9,6 @@ import torch
 
 from bigroc.generators import GENERATORS, Generator, ImageSource, build_generator
 from bigroc.generators.base import seeded_normal
-from generator_checks import single_thread
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
 
 
 def test_latents_depend_on_seed_and_index_only():

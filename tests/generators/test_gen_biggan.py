@@ -7,13 +7,7 @@ import torch
 
 from bigroc.generators import build_generator
 from bigroc.generators.biggan import BigGAN32
-from generator_checks import check_properties, single_thread, warm_norms, z_and_y
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
+from generator_checks import check_properties, warm_norms, z_and_y
 
 
 def biggan_keys(num_blocks: int = 3) -> set[str]:

@@ -13,13 +13,6 @@ from omegaconf import OmegaConf
 
 from bigroc.generators import GENERATORS, ImageSource
 from bigroc.generators.registry import family_keys
-from generator_checks import single_thread
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
 
 
 CONF = Path(__file__).resolve().parents[2] / "conf"

@@ -10,13 +10,7 @@ import torch
 from bigroc.generators import build_generator
 from bigroc.generators.cgan import CGAN32
 from bigroc.generators.vae import VAE, save_vae, vae_loss
-from generator_checks import check_properties, single_thread, warm_norms, z_and_y
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
+from generator_checks import check_properties, warm_norms, z_and_y
 
 
 def test_cgan_properties():

@@ -9,13 +9,6 @@ from PIL import Image
 
 from bigroc.generators import build_generator
 from bigroc.generators.samples import SampleSource
-from generator_checks import single_thread
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
 
 
 def pixels(n: int = 12, size: int = 8, seed: int = 0) -> np.ndarray:

@@ -17,13 +17,7 @@ import pytest
 import torch
 
 from bigroc.generators import build_generator
-from generator_checks import check_properties, single_thread
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
+from generator_checks import check_properties
 
 
 NETWORKS = textwrap.dedent('''

@@ -190,8 +190,6 @@ class SampleSource(ImageSource):
     def _pixels(self, idx: list[int]) -> np.ndarray:
         if self._array is not None:
             return self._array[idx]
-        from PIL import Image
-
         return np.stack([read_rgb8(self._files[i]) for i in idx])
 
     @torch.no_grad()
