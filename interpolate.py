@@ -27,7 +27,7 @@ def main(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
     from bigroc import interpolation_io as job
-    from bigroc.interpolate import interpolate
+    from bigroc.feature_interpolation import interpolate
     from bigroc.loggers import finish_loggers, log_run
     from bigroc.report import write_metrics
 

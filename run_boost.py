@@ -34,8 +34,8 @@ def main(cfg: DictConfig) -> None:
     from bigroc import report
     from bigroc.data import GeneratedDataModule
     from bigroc.entry import launched_rank_zero, start_run_record
-    from bigroc.io import ChunkStore
-    from bigroc.lit.boost import Boost
+    from bigroc.storage import ChunkStore
+    from bigroc.lit.boost_module import Boost
     from bigroc.lit.progress import StageProgressBar
     from bigroc.loggers import finish_loggers, log_run
     from bigroc.run_checks import check_classifier, check_run_inputs

@@ -36,7 +36,7 @@ def main(cfg: DictConfig) -> None:
     ckpt_path = checked_resume_path(cfg.ckpt_path, Path(cfg.checkpoint.dirpath))
     L.seed_everything(cfg.seed, workers=True)
     data = instantiate(cfg.data)
-    module = instantiate(cfg.model)
+    module = instantiate(cfg.module)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     stop = StopOnSigterm(Path(cfg.checkpoint.dirpath) / "last.ckpt")
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint), stop])

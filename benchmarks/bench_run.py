@@ -54,7 +54,7 @@ def run_reference(source, classifier, attack, n: int, batch: int, real: torch.Te
     from torchmetrics.image.kid import KernelInceptionDistance
 
     from bigroc.boost import bigroc
-    from bigroc.io import quantize
+    from bigroc.storage import quantize
     from bigroc.metrics import InceptionFeatures
 
     net = InceptionFeatures()
@@ -82,8 +82,8 @@ def run_bigroc(source, classifier, attack, n: int, batch: int, cache: Path, data
     import lightning as L
 
     from bigroc.data import GeneratedDataModule
-    from bigroc.io import ChunkStore
-    from bigroc.lit.boost import Boost
+    from bigroc.storage import ChunkStore
+    from bigroc.lit.boost_module import Boost
     from bigroc.precision import LIGHTNING
     from bigroc.scoring import ScoringSpec, prepare_scoring
 

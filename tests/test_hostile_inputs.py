@@ -13,7 +13,7 @@ from PIL import Image
 from bigroc.attacks import check_in_ball, pgd
 from bigroc.data import read_cifar10
 from bigroc.generators.samples import MAX_SIDE, SampleSource
-from bigroc.io import MAX_DECOMPRESSED_BYTES, atomic_write, read_npz_array
+from bigroc.storage import MAX_DECOMPRESSED_BYTES, atomic_write, read_npz_array
 from bigroc.models import load_classifier
 from bigroc.run_checks import check_classifier
 from bigroc.safe_load import read_torch_file

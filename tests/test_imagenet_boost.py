@@ -17,7 +17,7 @@ from bigroc.attacks import AttackSpec
 from bigroc.boost import bigroc
 from bigroc.data import GeneratedDataModule
 from bigroc.generators import build_generator
-from bigroc.lit.boost import Boost
+from bigroc.lit.boost_module import Boost
 from bigroc.models import build_classifier, save_madry_checkpoint
 from test_configs import compose_cfg
 from tiny_models import warm_batchnorm

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bigroc.interpolate import feature_distance, features, interpolate, resolve_layers, stage_names
+from bigroc.feature_interpolation import feature_distance, features, interpolate, resolve_layers, stage_names
 from bigroc.models import build_classifier, load_classifier
 from numerics import assert_iterates_agree
 from tiny_models import warm_batchnorm

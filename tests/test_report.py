@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bigroc.io import ChunkStore
+from bigroc.storage import ChunkStore
 from bigroc.report import mean_over_seeds, merge_samples, read_metrics, write_metrics
 
 

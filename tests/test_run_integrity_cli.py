@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from bigroc.io import ChunkStore
+from bigroc.storage import ChunkStore
 from bigroc.models import build_classifier, save_classifier
 from files import crafted_pickle, tree_hashes
 from test_run_boost_cli import boost

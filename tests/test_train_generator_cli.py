@@ -15,7 +15,7 @@ from cli import entry
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["trainer.max_steps=2", "data.batch_size=16", "data.train_size=64", "trainer.enable_progress_bar=false",
-        "model.grid_size=4"]
+        "module.grid_size=4"]
 
 def compose_job(overrides: list[str]):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -27,7 +27,7 @@ def train(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 def test_vae_run_leaves_an_export_a_grid_and_a_wandb_run(cifar_root, tmp_path):
     out = tmp_path / "run"
-    done = train([f"data.root={cifar_root}", *TINY, "model.vae.ch=8", "model.vae.latent_dim=16",
+    done = train([f"data.root={cifar_root}", *TINY, "module.vae.ch=8", "module.vae.latent_dim=16",
                   f"hydra.run.dir={out}"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     sidecar = json.loads((out / "generator.json").read_text())
@@ -38,27 +38,27 @@ def test_vae_run_leaves_an_export_a_grid_and_a_wandb_run(cifar_root, tmp_path):
     assert list(out.glob("wandb/offline-run-*/files/media/images/**/*.png"))  # the grid reached W&B
 
     resumed = tmp_path / "resumed"
-    done = train([f"data.root={cifar_root}", *TINY, "model.vae.ch=8", "model.vae.latent_dim=16", "logger=none",
+    done = train([f"data.root={cifar_root}", *TINY, "module.vae.ch=8", "module.vae.latent_dim=16", "logger=none",
                   "trainer.max_steps=3", f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}",
                   f"hydra.run.dir={resumed}"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((resumed / "generator.json").read_text())["global_step"] == 3
 
 def test_unknown_model_fails_with_the_known_ones(tmp_path):
-    done = train(["model=diffusion", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
+    done = train(["module=diffusion", "logger=none", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
     assert done.returncode != 0
-    assert "model/diffusion" in done.stderr and "vae" in done.stderr
+    assert "module/diffusion" in done.stderr and "vae" in done.stderr
 
 def test_config_prints_without_training(tmp_path):
-    done = train(["--cfg", "job", "model=vae"], tmp_path)
+    done = train(["--cfg", "job", "module=vae"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "VAETraining" in done.stdout
 
 
 def test_conditional_gan_run_exports_what_its_boost_config_loads(cifar_root, tmp_path):
     out = tmp_path / "run"
-    done = train([f"data.root={cifar_root}", *TINY, "model=cgan_pd", "model.generator.ngf=8",
-                  "model.discriminator.ndf=8", "model.n_dis=1", "logger=none", f"hydra.run.dir={out}"], tmp_path)
+    done = train([f"data.root={cifar_root}", *TINY, "module=cgan_pd", "module.generator.ngf=8",
+                  "module.discriminator.ndf=8", "module.n_dis=1", "logger=none", f"hydra.run.dir={out}"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     sidecar = json.loads((out / "generator.json").read_text())
     assert sidecar["generator"] == "cgan_pd" and sidecar["weights"] == "ema" and sidecar["batches"] == 1
@@ -70,7 +70,7 @@ def test_conditional_gan_run_exports_what_its_boost_config_loads(cifar_root, tmp
 
 @pytest.mark.parametrize("option", sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml")))
 def test_every_model_option_instantiates(option):
-    module = instantiate(compose_job([f"model={option}"]).model)
+    module = instantiate(compose_job([f"module={option}"]).module)
     assert module.sampler().sample(1)[0].shape == (1, 3, 32, 32)
 
 
@@ -78,4 +78,4 @@ def test_every_model_option_instantiates(option):
 def test_cpu_experiments_compose_and_instantiate(experiment):
     cfg = compose_job([f"experiment={experiment}"])
     assert cfg.trainer.accelerator == "cpu" and cfg.data.augment is False
-    assert instantiate(cfg.model).sampler().sample(1)[0].shape == (1, 3, 32, 32)
+    assert instantiate(cfg.module).sampler().sample(1)[0].shape == (1, 3, 32, 32)

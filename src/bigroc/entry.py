@@ -91,7 +91,7 @@ def start_run_record(out_dir: Path, cfg: Any) -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from bigroc.io import atomic_write
+    from bigroc.storage import atomic_write
 
     hydra_cfg = HydraConfig.get()
     record = out_dir / ".hydra"

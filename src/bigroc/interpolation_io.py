@@ -17,8 +17,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from bigroc.interpolate import feature_distance, resolve_layers
-from bigroc.io import quantize, save_npz, to_nhwc
+from bigroc.feature_interpolation import feature_distance, resolve_layers
+from bigroc.storage import quantize, save_npz, to_nhwc
 from bigroc.viz import save_strips_figure
 
 PAIR_FILE = "interpolation"

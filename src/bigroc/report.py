@@ -11,7 +11,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from bigroc import keys
-from bigroc.io import ChunkStore, atomic_write, write_samples
+from bigroc.storage import ChunkStore, atomic_write, write_samples
 from bigroc.run_state import METRICS_FILE
 from bigroc.viz import CIFAR10_CLASSES, save_before_after, save_label_histograms
 

@@ -122,7 +122,7 @@ def _differences(before: dict[str, Any], now: dict[str, Any]) -> str:
 
 def _chunk_digests(chunks: Path) -> set[str]:
     """The digests the readable chunks under ``chunks`` carry (unreadable ones are recomputed)."""
-    from bigroc.io import ChunkStore
+    from bigroc.storage import ChunkStore
 
     return {d for d in map(ChunkStore.digest_of, chunks.rglob("*.npz")) if d is not None}
 
@@ -167,7 +167,7 @@ def check_run_dir(out_dir: Path, settings: dict[str, Any]) -> str:
     return "go"
 
 
-_TEMPORARY = re.compile(r"^\..+\.tmp(\d+)$")  # bigroc.io.atomic_write's names
+_TEMPORARY = re.compile(r"^\..+\.tmp(\d+)$")  # bigroc.storage.atomic_write's names
 
 
 def _alive(pid: int) -> bool:
@@ -205,7 +205,7 @@ def clean_finished_run(out_dir: Path, digest: str) -> None:
 
 def prepare_run_dir(out_dir: Path, settings: dict[str, Any]) -> None:
     """The run's first writes: a write probe, stale temporaries removed, the settings file."""
-    from bigroc.io import atomic_write
+    from bigroc.storage import atomic_write
 
     out_dir.mkdir(parents=True, exist_ok=True)
     probe = out_dir / f".write-probe{os.getpid()}"

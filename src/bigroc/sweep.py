@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 from hydra.experimental.callback import Callback
 
-from bigroc.io import atomic_write
+from bigroc.storage import atomic_write
 
 COLUMNS = ("generator", "eps", "steps", "step_size", "norm", "num_samples", "labels", "debias")
 SCORES = ("fid", "sfid", "kid_mean", "precision", "recall", "is_mean", "target_prob")

@@ -11,8 +11,8 @@ import torch
 from bigroc.attacks import AttackSpec
 from bigroc.data import GeneratedDataModule
 from bigroc.generators import build_generator
-from bigroc.io import ChunkStore
-from bigroc.lit.boost import Boost
+from bigroc.storage import ChunkStore
+from bigroc.lit.boost_module import Boost
 from bigroc.models import build_classifier
 
 

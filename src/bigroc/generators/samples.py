@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from bigroc.generators.base import ImageSource, as_indices
-from bigroc.io import npz_header, read_npz_array
+from bigroc.storage import npz_header, read_npz_array
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 NPZ_FIX = "write arr_0 as uint8 (N, H, W, 3) RGB, the ADM sample layout"

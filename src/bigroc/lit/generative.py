@@ -22,7 +22,7 @@ from torch import nn
 
 from bigroc import keys
 from bigroc.generators import Generator
-from bigroc.io import atomic_write, quantize
+from bigroc.storage import atomic_write, quantize
 from bigroc.provenance import command_line, machine
 
 GRID_DIR = "samples"

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from bigroc.io import atomic_write
+from bigroc.storage import atomic_write
 
 
 class FeatureCache(nn.Module):

@@ -104,7 +104,7 @@ def _download(url: str, dest: Path, timeout: float = 20.0) -> Path | None:
     """``url`` to ``dest`` (through a temporary file), or None if offline or the bytes are wrong."""
     import urllib.request
 
-    from bigroc.io import atomic_write
+    from bigroc.storage import atomic_write
 
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:

@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from bigroc.io import atomic_write
+from bigroc.storage import atomic_write
 from bigroc.metrics.features import InceptionNet, network_tag
 from bigroc.metrics.maths import moments_from_sums, psd_factor
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from bigroc.io import npz_header, read_npz_array
+from bigroc.storage import npz_header, read_npz_array
 from bigroc.metrics.features import SPATIAL, network_tag
 from bigroc.metrics.reference import CACHE_FORMAT, ReferenceStats, cached_stats
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import torch
 
-from bigroc.io import atomic_write
+from bigroc.storage import atomic_write
 from bigroc.models.checkpoints import SIDECAR_FORMAT, arch_of, sidecar_path
 from bigroc.models.classifier import Classifier
 

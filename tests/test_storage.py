@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bigroc.io import ChunkStore, atomic_write, npz_header, quantize, read_npz_array, save_npz, to_nhwc, write_samples
+from bigroc.storage import ChunkStore, atomic_write, npz_header, quantize, read_npz_array, save_npz, to_nhwc, write_samples
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):

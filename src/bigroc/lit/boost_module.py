@@ -5,7 +5,7 @@ them per batch and keeps the state that must survive multi-process runs and rest
 
 - unconditional sources get their targets from the classifier, with the label shift
   calibrated once on a separate set of generated images (:meth:`Boost.calibrate`);
-- every finished batch is written as a chunk (:class:`bigroc.io.ChunkStore`); a restarted
+- every finished batch is written as a chunk (:class:`bigroc.storage.ChunkStore`); a restarted
   run reads finished chunks back instead of recomputing them and feeds the same uint8
   images to the metrics in the same batches, so its results equal an uninterrupted run's;
 - scores are torchmetrics states, so DDP processes (each on its own block of indices)
@@ -25,7 +25,7 @@ from torchmetrics import MeanMetric, Metric
 from bigroc import keys
 from bigroc.attacks import AttackSpec, check_in_ball
 from bigroc.boost import balanced_shift, bigroc, debias_shift
-from bigroc.io import ChunkStore, quantize
+from bigroc.storage import ChunkStore, quantize
 from bigroc.run_checks import check_run_inputs
 
 log = logging.getLogger(__name__)
