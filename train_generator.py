@@ -29,7 +29,7 @@ def main(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
     from bigroc.entry import checked_resume_path
-    from bigroc.lit.generative import export_generator
+    from bigroc.lit.export import export_generator
     from bigroc.lit.signals import EXIT_STATUS, SIGTERMException, StopOnSigterm
     from bigroc.loggers import finish_loggers
 

@@ -9,10 +9,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from bigroc.data.cifar10 import CLASSES as CIFAR10_CLASSES  # noqa: F401 - the figures' class names
 from bigroc.storage import atomic_write
-
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
 
 
 def amplified_change(base: torch.Tensor, boosted: torch.Tensor, amplify: float) -> torch.Tensor:

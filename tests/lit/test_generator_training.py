@@ -17,8 +17,11 @@ from bigroc.data import CIFAR10DataModule
 from bigroc.generators import build_generator
 from bigroc.generators.mimicry import MimicryGenerator32
 from bigroc.generators.vae import VAE
-from bigroc.lit.gan_training import GANTraining, SNResNetDiscriminator32
-from bigroc.lit.generative import GRID_DIR, ema_decay_at, ema_update, export_generator
+from bigroc.lit.gan_training import GANTraining
+from bigroc.models.discriminators import SNResNetDiscriminator32
+from bigroc.lit.ema import ema_decay_at, ema_update
+from bigroc.lit.export import export_generator
+from bigroc.lit.generative import GRID_DIR
 from bigroc.lit.vae_training import VAETraining
 
 CONF = Path(__file__).resolve().parents[2] / "conf"

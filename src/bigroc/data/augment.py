@@ -26,3 +26,9 @@ def random_crop_flip(
     batch = torch.arange(n, device=x.device)[:, None, None]
     # Advanced indexing picks (N, H, W, C); move channels back in front.
     return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
+
+def hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Mirror each image of (N, C, H, W) left-right with probability 1/2."""
+    mask = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
+    return torch.where(mask[:, None, None, None], x.flip(3), x)

@@ -9,48 +9,24 @@ The grid shows ``sampler().generate(arange(grid_size), grid_seed)``: the very im
 from __future__ import annotations
 
 import copy
-import json
 import math
-import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from torch import nn
 
-from bigroc import keys
 from bigroc.generators import Generator
-from bigroc.storage import atomic_write, quantize
-from bigroc.provenance import command_line, machine
+from bigroc.data.augment import hflip
+from bigroc.lit.ema import ema_decay_at, ema_update
+from bigroc.lit.throughput import ImagesPerSecond
+from bigroc.storage import quantize
 
 GRID_DIR = "samples"
 GRID_KEY = "samples/grid"
 EXPORT_NAME = "generator.safetensors"
-
-
-@torch.no_grad()
-def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """``p_ema <- decay * p_ema + (1 - decay) * p`` for every parameter; buffers (batch-norm
-    statistics, spectral-norm vectors) are copied, as in StyleGAN2-ADA and BigGAN-PyTorch."""
-    for p_ema, p in zip(ema.parameters(), model.parameters(), strict=True):
-        p_ema.lerp_(p.detach(), 1.0 - decay)
-    for b_ema, b in zip(ema.buffers(), model.buffers(), strict=True):
-        b_ema.copy_(b)
-
-
-def ema_decay_at(updates: int, decay: float, warmup: bool) -> float:
-    """Decay of the ``updates``-th EMA update (0-based): ``min(decay, (1 + n) / (10 + n))``
-    with ``warmup`` (TensorFlow's ``num_updates`` rule, so short runs forget the random
-    initialisation), else ``decay``."""
-    return min(decay, (1.0 + updates) / (10.0 + updates)) if warmup else decay
-
-
-def hflip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Mirror each image of (N, C, H, W) left-right with probability 1/2."""
-    mask = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5
-    return torch.where(mask[:, None, None, None], x.flip(3), x)
 
 
 class GenerativeTraining(L.LightningModule):
@@ -76,7 +52,7 @@ class GenerativeTraining(L.LightningModule):
         self.ema_updates = 0  # EMA updates so far (checkpointed: the warm-up depends on it)
         self.batches_done = 0  # training batches so far (checkpointed)
         self.images_seen = 0  # real training images consumed by this process's fit (all ranks)
-        self._tick: float | None = None
+        self._rate = ImagesPerSecond()
 
     def _prepare(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         """A training batch as the network takes it: flipped (if ``flip``), channels-last
@@ -103,10 +79,7 @@ class GenerativeTraining(L.LightningModule):
         """Count a training batch of ``batch`` real images and log images/s."""
         self.batches_done += 1
         self.images_seen += batch * self.trainer.world_size
-        now = time.perf_counter()
-        if self._tick is not None:
-            self.log(keys.TRAIN_IMAGES_PER_SEC, batch * self.trainer.world_size / (now - self._tick))
-        self._tick = now
+        self._rate.step(self, batch)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["generative_counters"] = {"ema_updates": self.ema_updates, "batches_done": self.batches_done}
@@ -142,7 +115,7 @@ class GenerativeTraining(L.LightningModule):
         return tile(quantize(x).cpu(), cols)
 
     def on_train_epoch_end(self) -> None:
-        self._tick = None
+        self._rate.reset()
         if not self.trainer.is_global_zero or self.hparams.grid_size == 0:
             return
         from bigroc.viz import save_png
@@ -154,44 +127,3 @@ class GenerativeTraining(L.LightningModule):
             if hasattr(logger, "log_image"):  # W&B
                 logger.log_image(key=GRID_KEY, images=[str(path)], step=self.global_step,
                                  caption=[f"epoch {self.current_epoch}"])
-
-
-def export_generator(module: GenerativeTraining, data: Any, trainer: L.Trainer, *, out_dir: Path,
-                     train_seconds: float) -> Path:
-    """Write ``out_dir/generator.safetensors`` (EMA weights when kept) and ``generator.json``.
-
-    The weights are the state dict ``build_generator(family, checkpoint=...)`` loads; the
-    sidecar says how they were made (recipe, data fingerprint, steps, wall time, machine,
-    command) and the boost-config overrides that load them. Both are written atomically.
-    """
-    from safetensors.torch import save_file
-
-    family, settings, state = module.export_info()
-    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
-    path = Path(out_dir) / EXPORT_NAME
-    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={"format": f"bigroc-{family}"}))
-    images = module.images_seen
-    batch_size = data.batch_size * trainer.world_size
-    name, sha1 = getattr(data, "fingerprint", None) or ("unknown", "")
-    overrides = " ".join(f"generator.{k}={v}" for k, v in settings.items())
-    meta = {
-        "format": f"bigroc-{family}",
-        "generator": family,
-        **settings,
-        "boost_config": f"generator={family} generator.checkpoint={path.name} {overrides}",
-        "weights": "ema" if module.net_ema is not None else "raw",
-        "dataset": name,
-        "dataset_sha1": sha1,
-        "recipe": module.recipe(),
-        "global_step": trainer.global_step,
-        "batches": module.batches_done,
-        "epochs": round(module.batches_done * batch_size / len(data.splits["train"]), 2),
-        "batch_size": batch_size,
-        "wall_time_s": round(train_seconds, 1),
-        "train_images_per_sec": round(images / train_seconds, 1) if train_seconds > 0 and images else None,
-        "machine": machine(),
-        "command": command_line(),
-    }
-    text = json.dumps(meta, indent=2, default=lambda v: list(v) if isinstance(v, Sequence) else str(v))
-    atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(text))
-    return path

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from bigroc import keys
 from bigroc.attacks import AttackSpec, pgd
+from bigroc.lit.throughput import ImagesPerSecond
 from bigroc.models import Classifier, attack_ready
 
 SCHEDULES = ("step", "onecycle")
@@ -79,7 +80,7 @@ class RobustTraining(L.LightningModule):
         if compile:
             self.classifier.compile()
         self._eval_model: Classifier | None = None
-        self._tick: float | None = None
+        self._rate = ImagesPerSecond()
         self.seconds_before = 0.0  # training wall time of earlier processes (resumes)
         self._fit_start: float | None = None
         self.tested_images = 0  # images behind the test metrics, summed over ranks
@@ -118,14 +119,8 @@ class RobustTraining(L.LightningModule):
         self.log(keys.TRAIN_LOSS, loss, prog_bar=True)
         self.log(keys.TRAIN_ADV_ACC, (logits.argmax(1) == y).float().mean(), prog_bar=True)
         self.log(keys.TRAIN_LR, self.optimizers().param_groups[0]["lr"])
-        self._log_throughput(len(x))
+        self._rate.step(self, len(x))
         return loss
-
-    def _log_throughput(self, batch: int) -> None:
-        now = time.perf_counter()
-        if self._tick is not None:
-            self.log(keys.TRAIN_IMAGES_PER_SEC, batch * self.trainer.world_size / (now - self._tick))
-        self._tick = now
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str, radii: Sequence[float]) -> None:
         x, y = batch
@@ -155,7 +150,8 @@ class RobustTraining(L.LightningModule):
         self._seen = 0
 
     def _end_eval(self) -> None:
-        self._eval_model, self._tick = None, None
+        self._eval_model = None
+        self._rate.reset()
 
     on_validation_epoch_start = on_test_epoch_start = _start_eval
     on_validation_epoch_end = _end_eval
