@@ -62,7 +62,8 @@ def test_sweep_summary_of_nothing_writes_nothing(tmp_path):
 def test_before_after_figure_is_labelled_and_not_blank(tmp_path):
     from PIL import Image
 
-    from bigroc.viz import CIFAR10_CLASSES, save_before_after
+    from bigroc.data.cifar10 import CLASSES as CIFAR10_CLASSES
+    from bigroc.viz import save_before_after
 
     rng = torch.Generator().manual_seed(0)
     base = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=rng)

@@ -13,7 +13,8 @@ import numpy as np
 from bigroc import keys
 from bigroc.storage import ChunkStore, atomic_write, write_samples
 from bigroc.run_state import METRICS_FILE
-from bigroc.viz import CIFAR10_CLASSES, save_before_after, save_label_histograms
+from bigroc.data.cifar10 import CLASSES as CIFAR10_CLASSES
+from bigroc.viz import save_before_after, save_label_histograms
 
 
 

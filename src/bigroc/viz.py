@@ -9,7 +9,6 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from bigroc.data.cifar10 import CLASSES as CIFAR10_CLASSES  # noqa: F401 - the figures' class names
 from bigroc.storage import atomic_write
 
 
