@@ -15,9 +15,22 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from bigroc import keys
+from bigroc.data.cifar10 import CIFAR10DataModule
+from bigroc.metrics import (
+    HOW_TO_GET_HEAD,
+    FeatureCache,
+    GenerativeScores,
+    InceptionNet,
+    default_cache_dir,
+    find_head_file,
+    npz_reference_stats,
+    read_head,
+    reference_stats,
+)
 
 
 @dataclass
@@ -78,8 +91,6 @@ class Scoring:
 
     def new_scores(self) -> dict[str, nn.Module]:
         """Fresh base and boosted metric states (one pair per seed)."""
-        from bigroc.metrics import GenerativeScores
-
         s = self.spec
         return {stage: GenerativeScores(self.reference, max_features=s.max_features,
                                         kid_subsets=s.kid_subsets, kid_subset_size=s.kid_subset_size,
@@ -116,8 +127,6 @@ def check_reference_fits(spec: ScoringSpec | None, image_shape: tuple[int, int])
 
 def _reference(spec: ScoringSpec, data_root: str | Path, features: nn.Module, device):
     """The reference statistics and what to record about them."""
-    from bigroc.metrics import npz_reference_stats, reference_stats
-
     common = {"precision": spec.precision, "cache_dir": spec.cache_dir, "max_features": spec.max_features,
               "extractor": features, "device": device}
     if spec.dataset == "npz":
@@ -148,14 +157,8 @@ def prepare_scoring(spec: ScoringSpec | None, data_root: str | Path, *,
     """
     if spec is None:
         return None, "metrics=none: scoring switched off"
-    import torch
-
-    from bigroc.metrics import InceptionNet
-
     _check_spec(spec)
     if download and spec.dataset == "cifar10":
-        from bigroc.data.cifar10 import CIFAR10DataModule
-
         CIFAR10DataModule(root=data_root, download=True).prepare_data()
     head, is_info = _inception_head(spec)
     features = InceptionNet(head=head, precision=spec.precision)
@@ -172,8 +175,6 @@ def prepare_scoring(spec: ScoringSpec | None, data_root: str | Path, *,
 
 def _inception_head(spec: ScoringSpec):
     """(the head's weights or None, what metrics.json says about IS)."""
-    from bigroc.metrics.inception_weights import HOW_TO_GET_HEAD, find_head_file, read_head
-
     if not spec.inception_score:
         return None, "unavailable: metrics.inception_score=false"
     path = find_head_file(spec.inception_weights, download=spec.inception_download)
@@ -185,8 +186,5 @@ def _inception_head(spec: ScoringSpec):
 def _base_features(spec: ScoringSpec, features: nn.Module) -> nn.Module:
     if not spec.cache_base_features:
         return features
-    from bigroc.metrics.feature_cache import FeatureCache
-    from bigroc.metrics.reference import default_cache_dir
-
     tag = f"{features.tag}, {features.head_tag}"  # the cached rows hold the head's logits too
     return FeatureCache(features, default_cache_dir(spec.cache_dir) / "features", tag=tag)
