@@ -32,70 +32,39 @@ def main(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
     from bigroc import report
-    from bigroc.data import GeneratedDataModule
     from bigroc.entry import launched_rank_zero, start_run_record
-    from bigroc.storage import ChunkStore
-    from bigroc.lit.boost_module import Boost
     from bigroc.lit.progress import StageProgressBar
     from bigroc.loggers import finish_loggers, log_run
-    from bigroc.run_checks import check_classifier, check_run_inputs
+    from bigroc.pipeline import build_job, run_job
     from bigroc.run_state import DIGEST_KEY, check_run_dir, clean_finished_run, prepare_run_dir, run_settings
-    from bigroc.scoring import check_reference_fits, prepare_scoring
+    from bigroc.storage import ChunkStore
 
-    # Everything is read and checked before the run's first write (prepare_run_dir).
+    # 1. Compose: the settings, and what the run directory already holds (only read).
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    settings = run_settings(cfg)
+    attack = instantiate(cfg.attack)  # an AttackSpec, checked
+    settings = run_settings(cfg, attack)
     if check_run_dir(out_dir, settings) == "done":
         clean_finished_run(out_dir, settings[DIGEST_KEY])
         score_if_unscored(cfg, out_dir)
         return
-    source = instantiate(cfg.generator)
-    if cfg.num_samples > len(source):
-        raise ValueError(f"num_samples={cfg.num_samples} but the source holds {len(source)} images; "
-                         f"lower num_samples")
-    classifier = instantiate(cfg.classifier)
-    check_classifier(classifier, str(cfg.classifier.checkpoint or cfg.classifier.arch), source.image_shape)
-    attack = instantiate(cfg.attack)
-    check_run_inputs(source, classifier, cfg.labels, cfg.debias)
-    spec = instantiate(cfg.metrics) if cfg.metrics else None
-    check_reference_fits(spec, source.image_shape)
-    scoring, why_not = prepare_scoring(spec, cfg.data.root, download=cfg.data.download)
-    if scoring is None:
-        print(why_not)
+    # 2. Build every part once, checked, before the first write.
+    job = build_job(cfg, attack)
+    if not job.scores:
+        print(job.scoring.reason)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    label = "boosting and scoring" if scoring else "boosting"
-    trainer = instantiate(cfg.trainer, logger=logger,
-                          callbacks=[StageProgressBar(label)] if cfg.trainer.enable_progress_bar else [])
+    bar = [StageProgressBar("boosting and scoring" if job.scores else "boosting")] if cfg.trainer.enable_progress_bar else []
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=bar)
     if launched_rank_zero():  # DDP processes that Lightning starts find the directory ready
         prepare_run_dir(out_dir, settings)
         start_run_record(out_dir, cfg)
-
-    per_seed, figures = [], {}
-    for seed in settings["seeds"]:
-        seed_dir = out_dir if len(settings["seeds"]) == 1 else out_dir / f"seed{seed}"
-        chunks = ChunkStore(out_dir / ".chunks" / f"seed{seed}", digest=settings[DIGEST_KEY])
-        module = Boost(source, classifier, attack, seed=seed, labels=cfg.labels, debias=cfg.debias,
-                       calibration_samples=cfg.calibration.samples, calibration_seed=cfg.calibration.seed,
-                       scores=scoring.new_scores() if scoring else None,
-                       features=scoring.features if scoring else None,
-                       base_features=scoring.base_features if scoring else None,
-                       chunks=chunks, grid_size=cfg.grid_size)
-        trainer.test(module, datamodule=GeneratedDataModule(cfg.num_samples, cfg.batch_size))
-        if trainer.is_global_zero:
-            seed_dir.mkdir(parents=True, exist_ok=True)
-            report.merge_samples(chunks, seed_dir, cfg.num_samples, cfg.samples.shard_size)
-            saved = report.save_figures(seed_dir, module.grid, module.calibration, module.final["labels/histogram"])
-            prefix = "" if len(settings["seeds"]) == 1 else f"seed{seed}/"  # every seed's figures are logged
-            figures.update({prefix + name: path for name, path in saved.items()})
-            per_seed.append({**module.final, "debias/calibration": module.calibration})
-
+    # 3. Run: boost and score every seed, samples and figures on disk.
+    result = run_job(job, trainer, out_dir, settings)
+    # 4. Report: metrics.json, the experiment logger, one line.
     if trainer.is_global_zero:
-        metrics = {**report.mean_over_seeds(per_seed), **settings,
-                   **(scoring.info if scoring else {"scored": why_not})}
-        report.write_metrics(out_dir, metrics)
+        report.write_metrics(out_dir, result.metrics)
         report.remove_chunks(ChunkStore(out_dir / ".chunks"))
-        log_run(logger, metrics, figures, cfg)
-        print({k: round(v, 4) for k, v in metrics.items() if k.startswith(("base/", "boosted/"))
+        log_run(logger, result.metrics, result.figures, cfg)
+        print({k: round(v, 4) for k, v in result.metrics.items() if k.startswith(("base/", "boosted/"))
                and isinstance(v, float)})
     finish_loggers(logger)
 

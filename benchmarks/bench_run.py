@@ -93,7 +93,7 @@ def run_bigroc(source, classifier, attack, n: int, batch: int, cache: Path, data
     assert scoring is not None, why
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        module = Boost(source, classifier, attack, scores=scoring.new_scores(), features=scoring.features,
+        module = Boost(source, classifier, attack, scoring=scoring,
                        chunks=ChunkStore(tmp), calibration_samples=batch)
         trainer = L.Trainer(accelerator="auto", devices=1, logger=False, enable_progress_bar=False,
                             inference_mode=False, use_distributed_sampler=False, enable_model_summary=False,

@@ -121,10 +121,13 @@ def test_bad_input_raises_a_clear_error(tiny_classifier, images, labels, make, o
 
 def test_use_best_returns_the_lowest_loss_iterate(tiny_classifier, images, labels):
     # A step far larger than the ball makes the last iterate a poor one for some images.
-    kwargs = dict(eps=2.0, steps=6, step_size=1.5)
-    last = pgd(tiny_classifier, images, labels, **kwargs)
-    best = pgd(tiny_classifier, images, labels, use_best=True, **kwargs)
-    assert (probs_of(tiny_classifier, best, labels) >= probs_of(tiny_classifier, last, labels) - 1e-6).all()
+    kwargs = dict(eps=2.0, step_size=1.5)
+    iterates = [images] + [pgd(tiny_classifier, images, labels, steps=k, **kwargs) for k in range(1, 7)]
+    best = pgd(tiny_classifier, images, labels, steps=6, use_best=True, **kwargs)
+    p_iterates = torch.stack([probs_of(tiny_classifier, x, labels) for x in iterates])  # (iterate, image)
+    p_best = probs_of(tiny_classifier, best, labels)
+    assert torch.allclose(p_best, p_iterates.max(0).values, atol=1e-6)  # the best of every iterate
+    assert (p_best > p_iterates[-1] + 1e-3).any()  # and not the last one, for some image
     assert ((best - images).flatten(1).norm(dim=1) <= 2.0 + 1e-5).all()
 
 

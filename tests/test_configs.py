@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
-
-from bigroc.boost import bigroc
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -33,7 +32,7 @@ def experiment_entry(option: str) -> str:
     for item in yaml.safe_load((CONF / "experiment" / f"{option}.yaml").read_text()).get("defaults", []):
         if isinstance(item, str) and item != "_self_":
             return experiment_entry(item)  # it builds on another experiment
-        if isinstance(item, dict) and "override /model" in item:
+        if isinstance(item, dict) and "override /module" in item:
             return "train_generator"
         if isinstance(item, dict) and {"override /generator", "override /metrics"} & set(item):
             return "run_boost"
@@ -52,13 +51,31 @@ def test_each_classifier_config_instantiates(option, recwarn):
 
 
 @pytest.mark.parametrize("option", options("attack"))
-def test_each_attack_config_boosts(option, tiny_classifier, images):
+def test_each_attack_config_feeds_the_boost_module(option, tiny_classifier, tmp_path):
+    """The attack group through the path it feeds: AttackSpec -> the Boost module -> saved chunks."""
+    import lightning as L
+    import numpy as np
+
+    from bigroc.data import GeneratedDataModule
+    from bigroc.generators import build_generator
+    from bigroc.lit.boost_module import Boost
+    from bigroc.storage import ChunkStore
+
     cfg = compose_cfg("boost", [f"attack={option}", "epsilon=0.03", "steps=2"])
     spec = instantiate(cfg.attack)
-    assert spec.norm == option and spec.eps == 0.03 and spec.steps == 2
-    x_boost, y = bigroc(tiny_classifier, images, eps=spec.eps, steps=spec.steps, step_size=spec.step_size,
-                        norm=spec.norm)
-    assert x_boost.shape == images.shape and y.shape == (len(images),)
+    assert spec.norm == cfg.attack.norm and (spec.eps, spec.steps) == (cfg.epsilon, cfg.steps)
+    np.savez(tmp_path / "s.npz", arr_0=np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8))
+    source = build_generator("samples", path=str(tmp_path / "s.npz"))
+    store = ChunkStore(tmp_path / "chunks")
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, inference_mode=False,
+                        use_distributed_sampler=False, enable_model_summary=False)
+    trainer.test(Boost(source, tiny_classifier, spec, chunks=store, calibration_samples=4),
+                 datamodule=GeneratedDataModule(4, 4), verbose=False)
+    chunk = store.load(torch.arange(4))
+    delta = (chunk["boosted"].float() - chunk["base"].float()).flatten(1) / 255
+    size = delta.norm(dim=1) if spec.norm == "l2" else delta.abs().amax(dim=1)
+    rounding = 0.5 / 255 * (delta.shape[1] ** 0.5 if spec.norm == "l2" else 1)  # of the uint8 quantisation
+    assert (size <= spec.eps + rounding).all() and (size > 0).any()
 
 
 def test_train_robust_defaults_follow_madrylab(tiny_classifier):

@@ -27,8 +27,13 @@ def test_grid_rejects_mismatched_batches():
 
 
 def test_label_histogram_figure(tmp_path):
+    from PIL import Image
+
     path = save_label_histograms(tmp_path / "h.png", {"none": [5, 1, 0], "mean": [2, 2, 2]})
-    assert path.stat().st_size > 1000
+    image = np.asarray(Image.open(path).convert("RGB"), dtype=float)
+    assert image.shape[1] > image.shape[0] > 150  # a wide bar chart
+    colours = {tuple(c) for c in image.reshape(-1, 3)[::7].round(-1)}
+    assert len(colours) > 5 and image.std() > 20  # two bar colours, axes and text on white
 
 
 def _job(root, num, gen, eps, fid):

@@ -90,11 +90,9 @@ def _integer(value: Any, name: str, minimum: int, maximum: int | None = None) ->
     return value
 
 
-def run_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The settings recorded in metrics.json, checked, with the run's digest."""
-    from hydra.utils import instantiate
-
-    a = instantiate(cfg.attack)  # an AttackSpec: validated, and one rule for the default step
+def run_settings(cfg: DictConfig, a: Any) -> dict[str, Any]:
+    """The settings recorded in metrics.json, checked, with the run's digest; ``a`` is the
+    run's :class:`~bigroc.attacks.AttackSpec` (validated, and the one rule for its step)."""
     seeds = cfg.seeds if cfg.get("seeds") is not None else [cfg.seed]
     if isinstance(seeds, str) or not hasattr(seeds, "__len__") or len(seeds) == 0:
         raise ValueError(f"seeds must be a non-empty list of integers, e.g. seeds=[0,1,2]; got {seeds!r}")

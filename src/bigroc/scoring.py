@@ -89,12 +89,17 @@ class Scoring:
     reference: Any
     info: dict[str, Any]
 
+    @property
+    def with_logits(self) -> bool:
+        layout = getattr(self.features, "layout", None)  # feature networks without one give pool3 alone
+        return layout is not None and layout.with_logits
+
     def new_scores(self) -> dict[str, nn.Module]:
         """Fresh base and boosted metric states (one pair per seed)."""
         s = self.spec
         return {stage: GenerativeScores(self.reference, max_features=s.max_features,
                                         kid_subsets=s.kid_subsets, kid_subset_size=s.kid_subset_size,
-                                        pr_k=s.pr_k, with_is=self.features.layout.with_logits)
+                                        pr_k=s.pr_k, with_is=self.with_logits)
                 for stage in (keys.BASE, keys.BOOSTED)}
 
 

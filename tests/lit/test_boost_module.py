@@ -57,9 +57,15 @@ def test_unconditional_source_calibrates_each_debiasing(tiny_classifier, tmp_pat
 
 
 def test_predicted_labels_on_a_conditional_source(tiny_classifier, tmp_path):
-    module = Boost(samples(tmp_path), tiny_classifier, ATTACK, labels="predicted", debias="none")
+    source = samples(tmp_path)
+    module = Boost(source, tiny_classifier, ATTACK, labels="predicted", debias="none", grid_size=10)
     run(module)
     assert module.calibration and torch.equal(module.logit_shift, torch.zeros(10))
+    x, own = source.sample(10)
+    with torch.no_grad():
+        predicted = tiny_classifier.eval()(x).argmax(1)
+    used = module.grid[2]  # the targets of the first images, as boosted
+    assert torch.equal(used, predicted) and not torch.equal(used, own)  # the classifier's, not the source's
 
 
 def test_finished_chunks_are_read_back_not_recomputed(tiny_classifier, tmp_path):
@@ -108,17 +114,16 @@ class SmallFeatures(torch.nn.Module):
 
 
 def test_a_second_eps_reads_the_base_features_back_from_the_cache(tiny_classifier, tmp_path):
-    from bigroc.metrics import GenerativeScores, ReferenceStats
-    from bigroc.metrics.feature_cache import FeatureCache
+    from bigroc.metrics import FeatureCache, ReferenceStats
+    from bigroc.scoring import Scoring, ScoringSpec
 
     net = SmallFeatures()
     reference = ReferenceStats.from_features(torch.randn(40, 16))
 
     def boost(eps: float, base_features=None) -> dict:
-        scores = {s: GenerativeScores(reference, kid_subset_size=4, pr_k=3) for s in ("base", "boosted")}
-        module = Boost(samples(tmp_path), tiny_classifier, AttackSpec(eps=eps, steps=3), scores=scores,
-                       features=net, base_features=base_features)
-        return run(module)
+        scoring = Scoring(features=net, base_features=base_features or net, reference=reference, info={},
+                          spec=ScoringSpec(kid_subset_size=4, pr_k=3))
+        return run(Boost(samples(tmp_path), tiny_classifier, AttackSpec(eps=eps, steps=3), scoring=scoring))
 
     uncached = boost(0.5)
     cache = FeatureCache(net, tmp_path / "features", tag="small")

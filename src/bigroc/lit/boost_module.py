@@ -58,11 +58,12 @@ class Boost(L.LightningModule):
         debias: label shift for predicted targets: ``none``, ``mean`` (the paper's) or
             ``balanced`` (closest to uniform labels on the calibration set).
         calibration_samples, calibration_seed: the separate generated set the shift is fit on.
-        scores: optional ``{"base": GenerativeScores, "boosted": ...}`` (torchmetrics) and
-            ``features``, the Inception network they are fed by (an ``InceptionNet``: one row
-            per image of pool3, spatial and logits, split by its ``layout``; a network without
-            a ``layout`` gives pool3 rows alone) (``base_features``,
-            if given, for the base images: e.g. the same network behind a disk cache).
+        scoring: what scores the images (a :class:`bigroc.scoring.Scoring`): ``new_scores()``
+            gives fresh ``{"base": GenerativeScores, "boosted": ...}`` (torchmetrics), fed by
+            ``features`` (an ``InceptionNet``: one row per image of pool3, spatial and logits,
+            split by its ``layout``; a network without a ``layout`` gives pool3 rows alone) and,
+            for the base images, ``base_features`` (e.g. the same network behind a disk
+            cache). ``None`` scores nothing.
         chunks: where finished batches go; ``None`` keeps nothing (no resume).
         grid_size: images kept from the first batch for the before/after grid.
     """
@@ -70,9 +71,7 @@ class Boost(L.LightningModule):
     def __init__(self, source: nn.Module, classifier: nn.Module, attack: AttackSpec, *,
                  seed: int = 0, labels: str = "auto", debias: str = "mean",
                  calibration_samples: int = 1000, calibration_seed: int = 1_000_000,
-                 scores: dict[str, Metric] | None = None, features: nn.Module | None = None,
-                 chunks: ChunkStore | None = None,
-                 grid_size: int = 16, base_features: nn.Module | None = None) -> None:
+                 scoring: Any = None, chunks: ChunkStore | None = None, grid_size: int = 16) -> None:
         super().__init__()
         check_run_inputs(source, classifier, labels, debias)
         k_src = source.num_classes
@@ -80,9 +79,9 @@ class Boost(L.LightningModule):
         self.seed, self.debias, self.grid_size = int(seed), debias, int(grid_size)
         self.predicted = labels == "predicted" or (labels == "auto" and not source.conditional)
         self.calibration_samples, self.calibration_seed = calibration_samples, calibration_seed
-        self.features = features
-        self.base_features = base_features if base_features is not None else features
-        self.scores = nn.ModuleDict(scores or {})
+        self.features = getattr(scoring, "features", None)
+        self.base_features = getattr(scoring, "base_features", None) or self.features
+        self.scores = nn.ModuleDict(scoring.new_scores() if scoring is not None else {})
         self.chunks = chunks
         self.label_hist = LabelHistogram(k_src)
         self.target_prob = nn.ModuleDict({s: MeanMetric() for s in (keys.BASE, keys.BOOSTED)})
@@ -92,7 +91,7 @@ class Boost(L.LightningModule):
         self.calibration: dict[str, list[int]] = {}
         self.grid: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None  # base, boosted, labels
         self.attack_model: nn.Module | None = None
-        self.final: dict[str, Any] = {}
+        self.final: dict[str, Any] = {}  # every scalar of the run, set when the test loop ends
 
     # -- set-up --------------------------------------------------------------------------
     def on_test_start(self) -> None:

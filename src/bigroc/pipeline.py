@@ -1,0 +1,107 @@
+"""The boosting job of ``run_boost.py``: every part built once and checked, run per seed.
+
+:func:`build_job` instantiates the generator, classifier, attack and scoring from the config
+and checks them against each other before anything is written; :func:`run_job` boosts and
+scores each seed under a Lightning trainer, writes its samples and figures, and returns a
+:class:`RunResult`. A job without a reference to score against carries :class:`NoScoring`,
+an object like :class:`~bigroc.scoring.Scoring` that scores nothing and says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig
+from torch import nn
+
+from bigroc import report
+from bigroc.attacks import AttackSpec
+from bigroc.data import GeneratedDataModule
+from bigroc.lit.boost_module import Boost
+from bigroc.run_checks import check_classifier, check_run_inputs
+from bigroc.scoring import check_reference_fits, prepare_scoring
+from bigroc.storage import ChunkStore
+
+
+@dataclass
+class NoScoring:
+    """Scores nothing: ``metrics=none``, or no reference data (``reason`` says which)."""
+
+    reason: str
+    features: nn.Module | None = None
+    base_features: nn.Module | None = None
+
+    def new_scores(self) -> dict[str, nn.Module]:
+        return {}
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return {"scored": self.reason}
+
+
+@dataclass
+class BoostJob:
+    """What a boosting run needs, built once from the config and checked."""
+
+    source: nn.Module
+    classifier: nn.Module
+    attack: AttackSpec
+    scoring: Any  # a bigroc.scoring.Scoring, or NoScoring
+    cfg: DictConfig
+
+    @property
+    def scores(self) -> bool:
+        return not isinstance(self.scoring, NoScoring)
+
+
+@dataclass
+class RunResult:
+    """``metrics`` (what metrics.json holds) and the saved ``figures`` (by name) of every seed."""
+
+    metrics: dict[str, Any]
+    figures: dict[str, Path] = field(default_factory=dict)
+
+
+def build_job(cfg: DictConfig, attack: AttackSpec) -> BoostJob:
+    """Instantiate and check every part; nothing is written (references may be cached)."""
+    from hydra.utils import instantiate
+
+    source = instantiate(cfg.generator)
+    if cfg.num_samples > len(source):
+        raise ValueError(f"num_samples={cfg.num_samples} but the source holds {len(source)} images; "
+                         f"lower num_samples")
+    classifier = instantiate(cfg.classifier)
+    check_classifier(classifier, str(cfg.classifier.checkpoint or cfg.classifier.arch), source.image_shape)
+    check_run_inputs(source, classifier, cfg.labels, cfg.debias)
+    spec = instantiate(cfg.metrics) if cfg.metrics else None
+    check_reference_fits(spec, source.image_shape)
+    scoring, why_not = prepare_scoring(spec, cfg.data.root, download=cfg.data.download)
+    return BoostJob(source, classifier, attack, scoring or NoScoring(why_not), cfg)
+
+
+def run_job(job: BoostJob, trainer: L.Trainer, out_dir: Path, settings: dict[str, Any]) -> RunResult:
+    """Boost and score every seed; rank zero writes samples and figures and gets the result."""
+    cfg, seeds, digest = job.cfg, settings["seeds"], settings["run_digest"]
+    per_seed, figures = [], {}
+    for seed in seeds:
+        chunks = ChunkStore(out_dir / ".chunks" / f"seed{seed}", digest=digest)
+        module = Boost(job.source, job.classifier, job.attack, seed=seed, labels=cfg.labels, debias=cfg.debias,
+                       calibration_samples=cfg.calibration.samples, calibration_seed=cfg.calibration.seed,
+                       scoring=job.scoring, chunks=chunks, grid_size=cfg.grid_size)
+        trainer.test(module, datamodule=GeneratedDataModule(cfg.num_samples, cfg.batch_size))
+        if not trainer.is_global_zero:
+            continue
+        seed_dir = out_dir if len(seeds) == 1 else out_dir / f"seed{seed}"
+        seed_dir.mkdir(parents=True, exist_ok=True)
+        report.merge_samples(chunks, seed_dir, cfg.num_samples, cfg.samples.shard_size)
+        saved = report.save_figures(seed_dir, module.grid, module.calibration, module.final["labels/histogram"])
+        prefix = "" if len(seeds) == 1 else f"seed{seed}/"  # every seed's figures are logged
+        figures.update({prefix + name: path for name, path in saved.items()})
+        per_seed.append({**module.final, "debias/calibration": module.calibration})
+    if not trainer.is_global_zero:
+        return RunResult({})
+    metrics = {**report.mean_over_seeds(per_seed), **settings, **job.scoring.info}
+    return RunResult(metrics, figures)
