@@ -32,7 +32,9 @@ def main(cfg: DictConfig) -> None:
     ckpt_path = checked_resume_path(cfg.ckpt_path, Path(cfg.checkpoint.dirpath))
     L.seed_everything(cfg.seed, workers=True)
     data = instantiate(cfg.data)
-    module = instantiate(cfg.module, classifier=instantiate(cfg.classifier), attack=instantiate(cfg.attack))
+    # _convert_="object": the AttackSpec arrives as itself, not as a DictConfig copy of it
+    module = instantiate(cfg.module, classifier=instantiate(cfg.classifier), attack=instantiate(cfg.attack),
+                         _convert_="object")
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     stop = StopOnSigterm(Path(cfg.checkpoint.dirpath) / "last.ckpt")
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint), stop])

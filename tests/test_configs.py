@@ -82,7 +82,7 @@ def test_train_robust_defaults_follow_madrylab(tiny_classifier):
     cfg = compose_cfg("train_robust", ["classifier=resnet18_narrow"])
     spec = instantiate(cfg.attack)
     assert (spec.eps, spec.steps, spec.step_size, spec.random_start, spec.use_best) == (0.5, 7, 0.1, False, True)
-    module = instantiate(cfg.module, classifier=tiny_classifier, attack=spec)
+    module = instantiate(cfg.module, classifier=tiny_classifier, attack=spec, _convert_="object")  # as the entry
     assert module.hparams.lr == 0.1 and list(module.hparams.milestones) == [50, 100]
     assert cfg.trainer.max_epochs == 150 and cfg.data.batch_size == 128
 
