@@ -215,7 +215,8 @@ def classifier_from_config(
 def shipped_classifier(name: str = "classifier_cifar10_l2") -> Path:
     """Path of a classifier that ships inside the package (``bigroc/weights/NAME.safetensors``).
 
-    ``classifier_cifar10_l2``: a CPU-trained robust CIFAR-10 ResNet-18 (width 16); its JSON
+    ``classifier_cifar10_l2``: a CPU-trained robust CIFAR-10 ResNet-18 (width 32; the earlier
+    width-16 one is ``classifier_cifar10_l2_small``); its JSON
     sidecar records the command, data, wall time, machine and test accuracies.
     """
     return shipped_weights(name)
