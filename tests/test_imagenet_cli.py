@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from bigroc.models import save_madry_checkpoint
+from bigroc.metrics.features import SPATIAL
 from test_imagenet_boost import LABELS, tiny_imagenet
 from test_run_boost_cli import boost, read_npz
 
@@ -27,8 +28,9 @@ def files(tmp_path_factory):
     np.savez(folder / "admnet_tiny.npz", arr_0=rng.integers(0, 256, (N, SIZE, SIZE, 3), dtype=np.uint8),
              arr_1=labels)
     save_madry_checkpoint(tiny_imagenet(input_size=None), folder / "robust.pt", epoch=90)
-    a = rng.normal(size=(D, 64)) / 8
-    stats = {"mu": rng.normal(size=D) / 4, "sigma": a @ a.T, "mu_s": np.zeros(4), "sigma_s": np.eye(4)}
+    a, b = rng.normal(size=(D, 64)) / 8, rng.normal(size=(SPATIAL, 64)) / 8
+    stats = {"mu": rng.normal(size=D) / 4, "sigma": a @ a.T,  # ADM's layout: pool3 and spatial statistics
+             "mu_s": rng.normal(size=SPATIAL) / 4, "sigma_s": b @ b.T}
     ref_images = rng.integers(0, 256, (N, 64, 64, 3), dtype=np.uint8)  # ADM's references come at any size
     np.savez(folder / "VIRTUAL_tiny.npz", arr_0=ref_images, **stats)
     np.savez(folder / "stats_only.npz", **stats)
@@ -47,7 +49,8 @@ def test_own_labels_against_an_adm_reference(files, score_cache, tmp_path):
     done = boost(imagenet_run(files, out, f"metrics.path={files / 'VIRTUAL_tiny.npz'}"), tmp_path, score_cache)
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("base/fid", "boosted/fid", "base/kid_mean", "boosted/precision", "boosted/recall"):
+    for key in ("base/fid", "boosted/fid", "base/sfid", "boosted/sfid", "base/kid_mean", "boosted/precision",
+                "boosted/recall"):
         assert np.isfinite(metrics[key]), key
     assert metrics["eps"] == 1.5 and metrics["step_size"] == pytest.approx(1.5 * 1.5 / 7)
     assert (metrics["labels"], metrics["debias"], metrics["num_samples"]) == ("generator", "none", N)

@@ -68,8 +68,8 @@ def test_conditional_gan_run_exports_what_its_boost_config_loads(cifar_root, tmp
     assert x.shape == (10, 3, 32, 32) and y.tolist() == list(range(10))
 
 
-@pytest.mark.parametrize("option", sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml")))
-def test_every_model_option_instantiates(option):
+@pytest.mark.parametrize("option", sorted(p.stem for p in (ROOT / "conf" / "module").glob("*.yaml")))
+def test_every_module_option_instantiates(option):
     module = instantiate(compose_job([f"module={option}"]).module)
     assert module.sampler().sample(1)[0].shape == (1, 3, 32, 32)
 
