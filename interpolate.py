@@ -27,9 +27,12 @@ def main(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
     from bigroc import interpolation_io as job
+    from bigroc.entry import quiet_lightning
     from bigroc.feature_interpolation import interpolate
     from bigroc.loggers import finish_loggers, log_run
     from bigroc.report import write_metrics
+
+    quiet_lightning()  # after Lightning's import: its messages once, through the job's handlers
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     c, layers, weights = (OmegaConf.to_container(cfg[k]) if OmegaConf.is_config(cfg[k])

@@ -31,15 +31,10 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from bigroc import report
-    from bigroc.entry import launched_rank_zero, start_run_record
-    from bigroc.lit.progress import StageProgressBar
-    from bigroc.loggers import finish_loggers, log_run
-    from bigroc.pipeline import build_job, run_job
     from bigroc.run_state import DIGEST_KEY, check_run_dir, clean_finished_run, prepare_run_dir, run_settings
-    from bigroc.storage import ChunkStore
 
-    # 1. Compose: the settings, and what the run directory already holds (only read).
+    # 1. Compose: the settings, and what the run directory already holds (only read; before
+    # Lightning is imported, so a refused setting is answered in seconds).
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     attack = instantiate(cfg.attack)  # an AttackSpec, checked
     settings = run_settings(cfg, attack)
@@ -48,6 +43,14 @@ def main(cfg: DictConfig) -> None:
         score_if_unscored(cfg, out_dir)
         return
     # 2. Build every part once, checked, before the first write.
+    from bigroc import report
+    from bigroc.entry import launched_rank_zero, quiet_lightning, start_run_record
+    from bigroc.lit.progress import StageProgressBar
+    from bigroc.loggers import finish_loggers, log_run
+    from bigroc.pipeline import build_job, run_job
+    from bigroc.storage import ChunkStore
+
+    quiet_lightning()  # after Lightning's import: its messages once, through the job's handlers
     job = build_job(cfg, attack)
     if not job.scores:
         print(job.scoring.reason)

@@ -22,9 +22,12 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
+    from bigroc.entry import quiet_lightning
     from bigroc.report import write_json
     from bigroc.score_files import score_samples
     from bigroc.scoring import prepare_scoring
+
+    quiet_lightning()  # after Lightning's import: its messages once, through the job's handlers
 
     target = Path(cfg.samples).expanduser()
     if not target.exists():

@@ -20,18 +20,20 @@ from bigroc.entry import refusals_in_one_line
 @hydra.main(config_path="conf", config_name="train_generator", version_base="1.3")
 @refusals_in_one_line
 def main(cfg: DictConfig) -> None:
-    import time
     import sys
+    import time
     from pathlib import Path
 
     import lightning as L
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from bigroc.entry import checked_resume_path
+    from bigroc.entry import checked_resume_path, quiet_lightning
     from bigroc.lit.export import export_generator
     from bigroc.lit.signals import EXIT_STATUS, SIGTERMException, StopOnSigterm
     from bigroc.loggers import finish_loggers
+
+    quiet_lightning()  # after Lightning's import: its messages once, through the job's handlers
 
     ckpt_path = checked_resume_path(cfg.ckpt_path, Path(cfg.checkpoint.dirpath))
     L.seed_everything(cfg.seed, workers=True)

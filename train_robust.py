@@ -24,10 +24,12 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from bigroc.entry import checked_resume_path
+    from bigroc.entry import checked_resume_path, quiet_lightning
     from bigroc.lit import export_trained
     from bigroc.lit.signals import EXIT_STATUS, SIGTERMException, StopOnSigterm
     from bigroc.loggers import finish_loggers
+
+    quiet_lightning()  # after Lightning's import: its messages once, through the job's handlers
 
     ckpt_path = checked_resume_path(cfg.ckpt_path, Path(cfg.checkpoint.dirpath))
     L.seed_everything(cfg.seed, workers=True)

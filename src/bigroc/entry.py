@@ -29,21 +29,25 @@ class _DropNoise(logging.Filter):
 
 
 def quiet_libraries() -> None:
-    """One line per event: Lightning's messages reach the console once (through the job's
-    handlers, not a second handler of its own), without its tips; known deprecation
-    warnings from inside the libraries are not shown."""
+    """One line per event: Lightning's tips dropped from the job's handlers, known deprecation
+    warnings from inside the libraries not shown. (:func:`quiet_lightning` does the rest.)"""
     import warnings
 
-    import lightning.pytorch  # noqa: F401 - it adds its own stderr handlers on import
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_DropNoise())
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
+def quiet_lightning() -> None:
+    """Import Lightning and take away the stderr handlers it adds to its loggers, so its
+    messages reach the console once, through the job's handlers."""
+    import lightning.pytorch  # noqa: F401 - the import adds the handlers
 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logger = logging.getLogger(name)
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
         logger.propagate = True
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_DropNoise())
-    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def _one_line(err: BaseException) -> str:
