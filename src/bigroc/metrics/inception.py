@@ -57,7 +57,7 @@ class ConvBN(nn.Module):
         conv = copy.deepcopy(self.conv)
         conv.weight = nn.Parameter(self.conv.weight * scale[:, None, None, None], requires_grad=False)
         conv.bias = nn.Parameter(self.bn.bias - self.bn.running_mean * scale, requires_grad=False)
-        return nn.Sequential(conv, nn.ReLU())
+        return nn.Sequential(conv, nn.ReLU(inplace=True))  # on the convolution's fresh output
 
 
 def _avg3(x: Tensor) -> Tensor:
