@@ -120,6 +120,21 @@ def test_eps_sweep_writes_a_summary_and_one_wandb_run_per_job(external_samples, 
     assert "best eps for samples" in (sweep / "summary.md").read_text()
 
 
+def test_num_samples_all_boosts_every_image_of_the_file(external_samples, cifar_root, score_cache, tmp_path):
+    npz, out = external_samples / "gc_sngan_res.npz", tmp_path / "run"  # 64 images
+    args = [a for a in contract(npz, cifar_root, out, "logger=none", "metrics=none")
+            if not a.startswith(("num_samples", "metrics."))]
+    done = boost([*args, "num_samples=all", "batch_size=32", "steps=1"], tmp_path, score_cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_samples"] == "all" and metrics["images"] == 64
+    assert read_npz(out / "samples_boosted.npz")[0].shape == (64, 32, 32, 3)
+    latent = boost(["num_samples=all", "metrics=none", "logger=none", f"hydra.run.dir={tmp_path / 'vae'}"],
+                   tmp_path, score_cache)
+    assert latent.returncode == 2 and "num_samples=all needs a source of finitely many images" in latent.stderr
+    assert not (tmp_path / "vae").exists() or not any((tmp_path / "vae").iterdir())
+
+
 def test_submitit_local_launcher_runs_a_job(external_samples, cifar_root, score_cache, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install '.[slurm]'")
     npz, sweep = external_samples / "gc_sngan_res.npz", tmp_path / "sweep"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bigroc.sweep import best_eps, write_summary
+from bigroc.sweep import best_eps, name_sources, write_summary
 from bigroc.viz import amplified_change, save_label_histograms
 
 
@@ -80,3 +80,14 @@ def test_before_after_figure_is_labelled_and_not_blank(tmp_path):
     assert image.std() > 20  # images on a white page, not a blank one
     # The rows and titles are drawn with matplotlib: the labels' ink is left of the first image.
     assert (image[:, : width // 12] < 128).any()
+
+
+def test_one_generator_name_over_several_files_is_told_apart_by_stem():
+    rows = [{"generator": "samples", "generator_checkpoint": "/x/gan_a.npz", "eps": 1.0, "boosted/fid": 5.0},
+            {"generator": "samples", "generator_checkpoint": "/x/gan_b.npz", "eps": 1.0, "boosted/fid": 3.0},
+            {"generator": "samples", "generator_checkpoint": "/x/gan_b.npz", "eps": 2.0, "boosted/fid": 4.0},
+            {"generator": "vae", "generator_checkpoint": "shipped:generator_cifar10_vae", "eps": 2.0,
+             "boosted/fid": 9.0}]
+    named = name_sources(rows)
+    assert [r["generator"] for r in named] == ["samples:gan_a", "samples:gan_b", "samples:gan_b", "vae"]
+    assert best_eps(named) == {"samples:gan_a": 1.0, "samples:gan_b": 1.0, "vae": 2.0}

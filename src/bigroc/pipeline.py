@@ -9,6 +9,7 @@ an object like :class:`~bigroc.scoring.Scoring` that scores nothing and says why
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from bigroc.attacks import AttackSpec
 from bigroc.data import GeneratedDataModule
 from bigroc.lit.boost_module import Boost
 from bigroc.run_checks import check_classifier, check_run_inputs
+from bigroc.run_state import ALL
 from bigroc.scoring import check_reference_fits, prepare_scoring
 from bigroc.storage import ChunkStore
 
@@ -51,6 +53,7 @@ class BoostJob:
     attack: AttackSpec
     scoring: Any  # a bigroc.scoring.Scoring, or NoScoring
     cfg: DictConfig
+    num_samples: int  # cfg.num_samples, with ``all`` resolved to the source's size
 
     @property
     def scores(self) -> bool:
@@ -65,21 +68,32 @@ class RunResult:
     figures: dict[str, Path] = field(default_factory=dict)
 
 
+def images_to_boost(num_samples: int | str, available: int) -> int:
+    """``num_samples`` as a count: ``all`` is every image of a finite source (samples files)."""
+    if num_samples == ALL:
+        if available == sys.maxsize:
+            raise ValueError("num_samples=all needs a source of finitely many images (generator=samples); "
+                             "a generator makes any number: give one, e.g. num_samples=10000")
+        return available
+    if num_samples > available:
+        raise ValueError(f"num_samples={num_samples} but the source holds {available} images; "
+                         f"lower num_samples, or num_samples=all")
+    return num_samples
+
+
 def build_job(cfg: DictConfig, attack: AttackSpec) -> BoostJob:
     """Instantiate and check every part; nothing is written (references may be cached)."""
     from hydra.utils import instantiate
 
     source = instantiate(cfg.generator)
-    if cfg.num_samples > len(source):
-        raise ValueError(f"num_samples={cfg.num_samples} but the source holds {len(source)} images; "
-                         f"lower num_samples")
+    num_samples = images_to_boost(cfg.num_samples, len(source))
     classifier = instantiate(cfg.classifier)
     check_classifier(classifier, str(cfg.classifier.checkpoint or cfg.classifier.arch), source.image_shape)
     check_run_inputs(source, classifier, cfg.labels, cfg.debias)
     spec = instantiate(cfg.metrics) if cfg.metrics else None
     check_reference_fits(spec, source.image_shape)
     scoring, why_not = prepare_scoring(spec, cfg.data.root, download=cfg.data.download)
-    return BoostJob(source, classifier, attack, scoring or NoScoring(why_not), cfg)
+    return BoostJob(source, classifier, attack, scoring or NoScoring(why_not), cfg, num_samples)
 
 
 def run_job(job: BoostJob, trainer: L.Trainer, out_dir: Path, settings: dict[str, Any]) -> RunResult:
@@ -91,17 +105,17 @@ def run_job(job: BoostJob, trainer: L.Trainer, out_dir: Path, settings: dict[str
         module = Boost(job.source, job.classifier, job.attack, seed=seed, labels=cfg.labels, debias=cfg.debias,
                        calibration_samples=cfg.calibration.samples, calibration_seed=cfg.calibration.seed,
                        scoring=job.scoring, chunks=chunks, grid_size=cfg.grid_size)
-        trainer.test(module, datamodule=GeneratedDataModule(cfg.num_samples, cfg.batch_size))
+        trainer.test(module, datamodule=GeneratedDataModule(job.num_samples, cfg.batch_size))
         if not trainer.is_global_zero:
             continue
         seed_dir = out_dir if len(seeds) == 1 else out_dir / f"seed{seed}"
         seed_dir.mkdir(parents=True, exist_ok=True)
-        report.merge_samples(chunks, seed_dir, cfg.num_samples, cfg.samples.shard_size)
+        report.merge_samples(chunks, seed_dir, job.num_samples, cfg.samples.shard_size)
         saved = report.save_figures(seed_dir, module.grid, module.calibration, module.final["labels/histogram"])
         prefix = "" if len(seeds) == 1 else f"seed{seed}/"  # every seed's figures are logged
         figures.update({prefix + name: path for name, path in saved.items()})
         per_seed.append({**module.final, "debias/calibration": module.calibration})
     if not trainer.is_global_zero:
         return RunResult({})
-    metrics = {**report.mean_over_seeds(per_seed), **settings, **job.scoring.info}
+    metrics = {**report.mean_over_seeds(per_seed), **settings, "images": job.num_samples, **job.scoring.info}
     return RunResult(metrics, figures)

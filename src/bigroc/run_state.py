@@ -81,6 +81,9 @@ def register_digest_resolver() -> None:
                                         use_cache=False)
 
 
+ALL = "all"  # num_samples=all: every image of a finite source (generator=samples)
+
+
 def _integer(value: Any, name: str, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__}); e.g. {name}={minimum}")
@@ -101,7 +104,7 @@ def run_settings(cfg: DictConfig, a: Any) -> dict[str, Any]:
         "generator": cfg.generator.name,
         "generator_checkpoint": cfg.generator.get("checkpoint") or cfg.generator.get("path"),
         "classifier": cfg.classifier.checkpoint,
-        "num_samples": _integer(cfg.num_samples, "num_samples", 1),
+        "num_samples": ALL if cfg.num_samples == ALL else _integer(cfg.num_samples, "num_samples", 1),
         "seeds": [_integer(s, "seed", 0, 2**32 - 1) for s in seeds],
         "labels": cfg.labels, "debias": cfg.debias,
         "calibration_samples": _integer(cfg.calibration.samples, "calibration.samples", 1),

@@ -49,6 +49,8 @@ class ScoringSpec:
         cache_dir: where reference statistics are cached (default ``$BIGROC_CACHE`` or
             ``~/.cache/bigroc``).
         max_features: KID, precision/recall (and IS) use the first this many samples.
+        kid_bootstrap: draws of the paired bootstrap that gives KID's 95% intervals (base,
+            boosted, and their change; ``bigroc.metrics.kid_intervals``); 0: none.
         cache_base_features: keep the features of the generated (base) images on disk under
             ``cache_dir/features``, by content: a run that boosts the same images again (the
             next eps of a sweep) reads them back instead of running Inception on them.
@@ -68,6 +70,7 @@ class ScoringSpec:
     cache_base_features: bool = True
     kid_subsets: int = 100
     kid_subset_size: int = 1000
+    kid_bootstrap: int = 1000
     pr_k: int = 3
     inception_score: bool = True
     inception_weights: str | None = None
@@ -174,7 +177,7 @@ def prepare_scoring(spec: ScoringSpec | None, data_root: str | Path, *,
     info = {"inception": features.tag, **ref_info, "kid_pr_samples": spec.max_features, "inception_score": is_info,
             "sfid": "reported" if reference.mu_s is not None else "unavailable: the reference has no spatial "
                                                                   "statistics (mu_s, sigma_s)",
-            **{k: v for k, v in asdict(spec).items() if k in ("pr_k", "kid_subsets", "kid_subset_size")}}
+            **{k: v for k, v in asdict(spec).items() if k in ("pr_k", "kid_subsets", "kid_subset_size", "kid_bootstrap")}}
     return Scoring(features, _base_features(spec, features), spec, reference, info), ""
 
 

@@ -27,6 +27,18 @@ def collect(sweep_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for path in sorted(sweep_dir.glob("*/metrics.json"), key=lambda p: p.parent.name):
         rows.append({"job": path.parent.name, **json.loads(path.read_text())})
+    return name_sources(rows)
+
+
+def name_sources(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One generator name over several checkpoints or samples files (``generator.path=a.npz,b.npz``)
+    is told apart by the file's stem: ``samples:a``, ``samples:b``."""
+    files: dict[str, set] = {}
+    for r in rows:
+        files.setdefault(r.get("generator"), set()).add(r.get("generator_checkpoint"))
+    for r in rows:
+        if len(files[r.get("generator")]) > 1 and r.get("generator_checkpoint"):
+            r["generator"] = f"{r['generator']}:{Path(str(r['generator_checkpoint'])).stem}"
     return rows
 
 

@@ -25,6 +25,7 @@ from torchmetrics import MeanMetric, Metric
 from bigroc import keys
 from bigroc.attacks import AttackSpec, check_in_ball
 from bigroc.boost import balanced_shift, bigroc, debias_shift
+from bigroc.metrics.scores import kid_intervals
 from bigroc.storage import ChunkStore, quantize
 from bigroc.run_checks import check_run_inputs
 
@@ -82,6 +83,7 @@ class Boost(L.LightningModule):
         self.features = getattr(scoring, "features", None)
         self.base_features = getattr(scoring, "base_features", None) or self.features
         self.scores = nn.ModuleDict(scoring.new_scores() if scoring is not None else {})
+        self.kid_bootstrap = int(getattr(getattr(scoring, "spec", None), "kid_bootstrap", 0))
         self.chunks = chunks
         self.label_hist = LabelHistogram(k_src)
         self.target_prob = nn.ModuleDict({s: MeanMetric() for s in (keys.BASE, keys.BOOSTED)})
@@ -180,6 +182,8 @@ class Boost(L.LightningModule):
                 for name, value in self.scores[stage].compute().items():
                     out[keys.score(stage, name)] = float(value)
             out[keys.score(stage, "target_prob")] = float(self.target_prob[stage].compute())
+        if len(self.scores) == 2:
+            out.update(kid_intervals(self.scores[keys.BASE], self.scores[keys.BOOSTED], self.kid_bootstrap))
         out[keys.score(keys.BOOSTED, "delta_l2")] = float(self.delta_norm.compute())
         out["labels/histogram"] = self.label_hist.compute().tolist()
         return out

@@ -89,6 +89,45 @@ def kid(real: Tensor, fake: Tensor, subsets: int = 100, subset_size: int = 1000,
     return scores.mean(), scores.std(unbiased=False)
 
 
+def kid_bootstrap(real: Tensor, fakes: list[Tensor], draws: int = 1000, max_rows: int = 2000,
+                  seed: int = 0) -> Tensor:
+    """KID (unbiased MMD^2, the kernel of :func:`kid`) of each set in ``fakes``, over bootstrap
+    resamples: the distribution its confidence interval is read from.
+
+    Every draw resamples, with replacement, the first ``max_rows`` rows of ``real`` and of the
+    generated sets; all sets in ``fakes`` get the same draw, so for paired sets (the base and
+    boosted versions of the same images) each draw's difference is a draw of the change. The
+    within-set kernel means leave out the pairs of copies of one row, as the unbiased
+    estimator leaves out i = j. With at most ``max_rows`` rows the interval is that of an
+    estimate on ``max_rows`` images: for larger sets it is wider than theirs, never narrower.
+
+    Shape: real (M, D), fakes [(N, D), ...] of one N -> (draws, len(fakes)) float64.
+    """
+    if len({f.shape[0] for f in fakes}) != 1:
+        raise ValueError(f"paired bootstrap needs sets of one size, got {[tuple(f.shape) for f in fakes]}")
+    real = real[:max_rows].double()
+    fakes = [f[:max_rows].double() for f in fakes]
+    if min(real.shape[0], fakes[0].shape[0]) < 2:
+        raise ValueError(f"KID needs at least 2 samples in each set, got {real.shape[0]} real and {fakes[0].shape[0]} fake")
+    gen = torch.Generator().manual_seed(seed)
+
+    def counts(n: int) -> Tensor:  # (draws, n): how often each row is drawn
+        picks = torch.randint(n, (draws, n), generator=gen)
+        return torch.zeros(draws, n, dtype=torch.float64).scatter_add_(1, picks, torch.ones(draws, n, dtype=torch.float64))
+
+    def within(x: Tensor, c: Tensor) -> Tensor:  # mean kernel over pairs of distinct copies
+        k = _poly_kernel(x, x)
+        pairs = c.sum(1) ** 2 - c.square().sum(1)
+        return (((c @ k) * c).sum(1) - c.square() @ k.diagonal()) / pairs
+
+    c_real, c_fake = counts(real.shape[0]), counts(fakes[0].shape[0])
+    n_real, n_fake = c_real.sum(1), c_fake.sum(1)
+    real_term = within(real, c_real)
+    out = [real_term + within(f, c_fake) - 2 * ((c_fake @ _poly_kernel(f, real)) * c_real).sum(1) / (n_fake * n_real)
+           for f in fakes]
+    return torch.stack(out, dim=1)
+
+
 def _squared_distances(a: Tensor, b: Tensor) -> Tensor:
     d = a.square().sum(1, keepdim=True) + b.square().sum(1) - 2 * a @ b.T
     return d.clamp(min=0)

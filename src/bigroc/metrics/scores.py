@@ -10,7 +10,9 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 from torchmetrics.utilities.distributed import gather_all_tensors
 
-from bigroc.metrics.maths import frechet_distance, inception_score, kid, moments_from_sums, precision_recall
+from bigroc import keys
+from bigroc.metrics.maths import (frechet_distance, inception_score, kid, kid_bootstrap, moments_from_sums,
+                                precision_recall)
 from bigroc.metrics.reference import ReferenceStats
 
 IS_SPLITS = 10
@@ -172,3 +174,24 @@ class GenerativeScores(Metric):
         if self.with_is:
             scores["is_mean"], scores["is_std"] = inception_score(logits, splits=IS_SPLITS)
         return {name: float(value) for name, value in scores.items()}
+
+
+def kid_intervals(base: GenerativeScores, boosted: GenerativeScores, draws: int = 1000,
+                  level: float = 0.95) -> dict[str, float]:
+    """Bootstrap intervals (percentile, ``level``) of KID for the base and boosted images and
+    of its change, from one paired bootstrap over the images (:func:`kid_bootstrap`):
+    ``base/kid_ci_low``, ``base/kid_ci_high``, ``boosted/kid_ci_*``, ``boosted/kid_change_ci_*``
+    (boosted minus base: an interval below zero says boosting lowered KID). Empty without
+    reference features or with ``draws=0``. Under DDP every process must call it (it gathers)."""
+    real = base.reference.features
+    if draws <= 0 or real.shape[0] == 0:
+        return {}
+    with base.sync_context(), boosted.sync_context():  # every process's images (DDP); no-op alone
+        (f_base, _), (f_boosted, _) = base._kept(), boosted._kept()
+    d = kid_bootstrap(real.to(f_base.device), [f_base, f_boosted], draws)
+    d = torch.cat([d, d[:, 1:] - d[:, :1]], dim=1)  # base, boosted, change
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=d.dtype)
+    low, high = torch.quantile(d, q.to(d.device), dim=0)
+    names = [keys.score(keys.BASE, "kid"), keys.score(keys.BOOSTED, "kid"), keys.score(keys.BOOSTED, "kid_change")]
+    return {**{f"{n}_ci_low": float(v) for n, v in zip(names, low)},
+            **{f"{n}_ci_high": float(v) for n, v in zip(names, high)}}
