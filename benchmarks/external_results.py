@@ -149,6 +149,11 @@ def summarise(groups: list[Group], out: Path) -> dict:
     return table
 
 
+def reference_text(m: dict) -> str:
+    return (f"{m.get('reference')} (first {m.get('reference_samples')} images of the JPEG-rebuilt CIFAR-10), "
+            f"{m.get('inception')}; classifier {m.get('classifier')}, boosting precision {m.get('precision')}")
+
+
 def markdown(table: dict, reference: str) -> str:
     lines = [f"Reference: {reference}. KID x 10^3 with its 95% paired-bootstrap interval; the change interval "
              "below zero means boosting lowered KID. L2, 30 steps of eps/30, eps 1.0 unless said.", ""]
@@ -220,8 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     paths = {g.name: write_group(g, args.samples, out / "groups", 8 if args.quick else None) for g in GROUPS}
     run_all(list(GROUPS), paths, out, extra, args.quick)
     table = summarise(list(GROUPS), out)
-    ref = next(iter(table.values()))["main"].get("reference", "none") if table else "none"
-    text = markdown(table, str(ref)) if not args.quick else ""
+    text = markdown(table, reference_text(next(iter(table.values()))["main"])) if table and not args.quick else ""
     (out / "results.json").write_text(json.dumps(table, indent=1, default=str))
     if text:
         (out / "results.md").write_text(text)

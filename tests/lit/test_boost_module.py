@@ -135,3 +135,20 @@ def test_a_second_eps_reads_the_base_features_back_from_the_cache(tiny_classifie
     base = [k for k in first if k.startswith("base/")]
     assert {k: first[k] for k in base} == {k: second[k] for k in base} == {k: uncached[k] for k in base}
     assert second["boosted/fid"] != first["boosted/fid"]
+
+
+def test_bf16_boosting_leaves_the_generators_images_in_float32(tiny_classifier, tmp_path):
+    """trainer.precision=bf16-mixed is the attack's precision: a latent generator's images (the
+    base of every score) and the reported target probabilities stay those of float32."""
+    source = build_generator("cgan", random_init=True)  # conditional: the same targets in both runs
+    chunks = {p: ChunkStore(tmp_path / p) for p in ("32-true", "bf16-mixed")}
+    finals = {}
+    for precision, store in chunks.items():
+        module = Boost(source, tiny_classifier, ATTACK, chunks=store, calibration_samples=8)
+        trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, inference_mode=False,
+                            use_distributed_sampler=False, enable_model_summary=False, precision=precision)
+        trainer.test(module, datamodule=GeneratedDataModule(8, 4), verbose=False)
+        finals[precision] = module.final
+    idx = torch.arange(4)
+    assert torch.equal(chunks["32-true"].load(idx)["base"], chunks["bf16-mixed"].load(idx)["base"])
+    assert finals["32-true"]["base/target_prob"] == finals["bf16-mixed"]["base/target_prob"]

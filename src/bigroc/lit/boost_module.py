@@ -123,7 +123,8 @@ class Boost(L.LightningModule):
 
     # -- one batch -----------------------------------------------------------------------
     def _boost_batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
-        x, y = self.source.generate(indices, self.seed)
+        with torch.autocast(self.device.type, enabled=False):  # the base images do not depend on the
+            x, y = self.source.generate(indices, self.seed)    # attack's precision (trainer.precision)
         x = x.to(self.device)
         predict = self.predicted or y is None
         a = self.attack
@@ -143,7 +144,7 @@ class Boost(L.LightningModule):
         y = chunk["labels"].to(self.device)
         self.label_hist.update(y)
         for stage, u8 in images.items():
-            with torch.no_grad():
+            with torch.no_grad(), torch.autocast(self.device.type, enabled=False):  # measured in float32
                 p = self.attack_model(u8.float() / 255).float().softmax(1)
             self.target_prob[stage].update(p.gather(1, y[:, None]).squeeze(1))
             if stage in self.scores:
