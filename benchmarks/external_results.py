@@ -15,8 +15,9 @@ variant; every run writes its own ``metrics.json``, samples and figures):
                eps = the 70th percentile of its per-pixel changes), one per group
     small      the earlier, weaker shipped classifier (classifier=cifar10_l2_small)
 
-then writes ``results.md`` and ``results.json`` (one table each, KID with its 95% bootstrap
-intervals) to ``--out`` and copies the figures to ``--figures``. Runs already finished are
+then writes ``results.md`` and ``results.json`` (KID with its 95% bootstrap intervals) to
+``--out`` and copies ``results.md`` and the figures (a before/after grid and the label
+histograms per group, the eps sweep) to ``--figures``. Runs already finished are
 not run again, so a stopped script resumes where it was.
 """
 
@@ -230,6 +231,7 @@ def main(argv: list[str] | None = None) -> None:
     if text:
         (out / "results.md").write_text(text)
         copy_figures(out, args.figures, table)
+        (args.figures / "results.md").write_text(text)
     print(text or json.dumps({g: r["main"].get("boosted/target_prob") for g, r in table.items()}))
     print(f"wall time {time.perf_counter() - start:.0f} s; results in {out}")
 
