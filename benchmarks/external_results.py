@@ -215,13 +215,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=Path, default=REPO.parent / "shared" / "data" / "external-samples",
                         help="the folder of the 27 .npz sets (default: shared/data/external-samples beside the repo)")
-    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "external")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default: outputs/external (outputs/external_quick with --quick, never mixed)")
     parser.add_argument("--figures", type=Path, default=REPO / "docs" / "results" / "external")
     parser.add_argument("--quick", action="store_true", help="8 images per set, 3 steps, no scores")
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if args.quick:
         extra = ["steps=3", "metrics=none", "calibration.samples=16", *extra]
-    out = args.out.resolve()
+    out = (args.out or REPO / "outputs" / ("external_quick" if args.quick else "external")).resolve()
     start = time.perf_counter()
     paths = {g.name: write_group(g, args.samples, out / "groups", 8 if args.quick else None) for g in GROUPS}
     run_all(list(GROUPS), paths, out, extra, args.quick)
