@@ -67,9 +67,11 @@ def test_boosting_raises_target_probability_within_the_ball(external_samples, gr
 
 @pytest.mark.slow
 def test_results_script_quick_mode_runs_every_variant(external_samples, tmp_path):
+    """The README's two commands of the script: --quick, and the settings after -- of the full table."""
     out = tmp_path / "external"
     cmd = [sys.executable, "benchmarks/external_results.py", "--quick", "--samples", str(external_samples),
-           "--out", str(out), "--figures", str(tmp_path / "figures")]
+           "--out", str(out), "--figures", str(tmp_path / "figures"),
+           "--", "trainer.precision=bf16-mixed", "metrics.precision=bf16"]
     done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     table = json.loads((out / "results.json").read_text())

@@ -18,8 +18,10 @@ from typing import Any, Callable
 
 REFUSALS = (ValueError, OSError)
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
-# Lightning's advertisements and notes about defaults nobody set: not events of the run.
-NOISE = ("\N{ELECTRIC LIGHT BULB} Tip:", "was configured so 100% of the batches")
+# Lightning's advertisements and notes about defaults nobody set, and what libraries say of
+# themselves on import (numexpr's thread count, matplotlib's first font scan): not events of the run.
+NOISE = ("\N{ELECTRIC LIGHT BULB} Tip:", "was configured so 100% of the batches", "NumExpr defaulting to",
+         "generated new fontManager")
 
 
 class _DropNoise(logging.Filter):
@@ -30,12 +32,19 @@ class _DropNoise(logging.Filter):
 
 def quiet_libraries() -> None:
     """One line per event: Lightning's tips dropped from the job's handlers, known deprecation
-    warnings from inside the libraries not shown. (:func:`quiet_lightning` does the rest.)"""
+    warnings from inside the libraries not shown, every other warning on one line.
+    (:func:`quiet_lightning` does the rest.)"""
     import warnings
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(_DropNoise())
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    warnings.formatwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as the user reads it: what happened, without the source line that raised it."""
+    return f"warning: {message}\n"
 
 
 def quiet_lightning() -> None:

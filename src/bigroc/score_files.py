@@ -28,7 +28,7 @@ def score_npz(paths: Sequence[Path], scores: Any, net: torch.nn.Module) -> dict[
     for path in paths:
         images, _ = read_npz(path, None)
         for lo in range(0, len(images), BATCH):
-            u8 = torch.from_numpy(np.ascontiguousarray(images[lo:lo + BATCH])).permute(0, 3, 1, 2)
+            u8 = torch.from_numpy(np.array(images[lo:lo + BATCH])).permute(0, 3, 1, 2)  # a writable copy
             with torch.no_grad():
                 pool3, spatial, logits = layout.split(net(u8))
             scores.update(pool3, torch.arange(offset + lo, offset + lo + len(u8)), logits,
