@@ -59,8 +59,9 @@ class Shrunk:
             assert old in command, f"{old!r} is not in {command!r}"
             command = command.replace(old, new)
         words = shlex.split(command)
-        given = {key(w) for w in words}
-        return words + [e for e in self.extra if key(e) not in given]
+        given = {key(w) for w in words if "=" in w}
+        # Hydra settings the command gives stand (Hydra's last value would win); flags go on as they are.
+        return words + [e for e in self.extra if "=" not in e or key(e) not in given]
 
 
 AS_WRITTEN = Shrunk()
@@ -84,7 +85,7 @@ class Elsewhere:
 
 
 def key(word: str) -> str:
-    return word.split("=", 1)[0].lstrip("+~") if "=" in word else word
+    return word.split("=", 1)[0].lstrip("+~")
 
 
 GPU = "needs a CUDA GPU (trainer=gpu)"
@@ -107,6 +108,7 @@ CHECKS = {
     "pip install --no-deps robustness==1.2.1.post2": Elsewhere("Makefile", "ROBUSTNESS := robustness==1.2.1.post2"),
     # Configuration
     "python run_boost.py": Shrunk(BOOST_SMALL),
+    "python run_boost.py seed=1": Shrunk(BOOST_SMALL),
     "python run_boost.py --cfg job": AS_WRITTEN,
     "python run_boost.py classifier=resnet18_narrow epsilon=0.5 steps=7": Shrunk(BOOST_SMALL),
     "python run_boost.py classifier.checkpoint=cifar_l2_0_5.pt": Shrunk(BOOST_SMALL),
@@ -174,6 +176,7 @@ CHECKS = {
     # Speed
     "python benchmarks/bench_boost.py": Shrunk(("--archs", "resnet18", "--width", "0.125", "--batch", "4",
                                                 "--steps", "2")),
+    "python benchmarks/bench_precision.py --data-root data": Shrunk(("--images", "16")),
     "python benchmarks/bench_run.py": Shrunk(("--samples", "8", "--batch", "4", "--steps", "2", "--memory-at", "8")),
 }
 
