@@ -44,12 +44,13 @@ LINF_PERCENTILE = 70
 
 
 def _run_boost(sweep_dir: Path, paths: list[Path], overrides: list[str], extra: list[str]) -> None:
-    """One multirun of run_boost.py over ``paths`` (and any swept override)."""
+    """One multirun of run_boost.py over ``paths`` (and any swept override). The variant's own
+    ``overrides`` come last, so ``extra`` (precision, --quick's sizes) cannot undo what defines it."""
     if _finished(sweep_dir) >= len(paths) * _jobs_per_path(overrides):
         return
     cmd = [sys.executable, str(REPO / "run_boost.py"), "-m", "generator=samples",
            "generator.path=" + ",".join(str(p) for p in paths), "num_samples=all", "logger=none",
-           f"hydra.sweep.dir={sweep_dir}", *overrides, *extra]
+           f"hydra.sweep.dir={sweep_dir}", *extra, *overrides]
     print("$", " ".join(cmd[1:]), flush=True)
     subprocess.run(cmd, cwd=REPO, check=True)
 
@@ -220,8 +221,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--figures", type=Path, default=REPO / "docs" / "results" / "external")
     parser.add_argument("--quick", action="store_true", help="8 images per set, 3 steps, no scores")
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
-    if args.quick:
-        extra = ["steps=3", "metrics=none", "calibration.samples=16", *extra]
+    if args.quick:  # scores nothing, so the settings of the scores have nothing to set
+        extra = ["steps=3", "metrics=none", "calibration.samples=16", *(e for e in extra if not e.startswith("metrics."))]
     out = (args.out or REPO / "outputs" / ("external_quick" if args.quick else "external")).resolve()
     start = time.perf_counter()
     paths = {g.name: write_group(g, args.samples, out / "groups", 8 if args.quick else None) for g in GROUPS}
