@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="8 images per set, 3 steps, no scores")
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if args.quick:  # scores nothing, so the settings of the scores have nothing to set
-        extra = ["steps=3", "metrics=none", "calibration.samples=16", *(e for e in extra if not e.startswith("metrics."))]
+        unscored = [e for e in extra if not e.startswith("metrics.")]
+        extra = ["steps=3", "metrics=none", "calibration.samples=16", *unscored]
     out = (args.out or REPO / "outputs" / ("external_quick" if args.quick else "external")).resolve()
     start = time.perf_counter()
     paths = {g.name: write_group(g, args.samples, out / "groups", 8 if args.quick else None) for g in GROUPS}
