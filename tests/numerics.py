@@ -14,8 +14,8 @@ So iterated PGD is compared in **float64** (``assert_float64_iterates_agree``): 
 then ~1e-16, nine orders below a flipped ReLU's reach, and every image must agree to
 ``ITERATED_F64_L2``. What is left is the maths: MadryLab's projection (``torch.renorm``) adds
 1e-7 to the norm it divides by, which moves its result by ~1e-7 of eps (measured 8.6e-8 after
-ten steps at eps 0.5 on the EPYC, with its AVX-512 kernels and with AVX2 ones); a wrong step rule, sign, projection, clamp or iterate
-moves images by a good part of a step (``test_madry_crosscheck.py`` requires the check to
+ten steps at eps 0.5 on the EPYC, with its AVX-512 kernels and with AVX2 ones); a wrong step
+rule, sign, projection, clamp or iterate moves images by a good part of a step (``test_madry_crosscheck.py`` requires the check to
 reject each). One float32 step is still checked per pixel (``ONE_STEP_ATOL``): there no
 flip can compound.
 

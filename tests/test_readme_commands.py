@@ -35,13 +35,12 @@ import pytest
 import torch
 from PIL import Image
 
+from cli import BOOST_FAST
 from readme_commands import readme_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "src" / "bigroc" / "weights"
 
-BOOST_SMALL = ("steps=3", "num_samples=8", "batch_size=4", "calibration.samples=16", "metrics.ref_split=test",
-               "metrics.ref_samples=16", "metrics.kid_subset_size=4", "trainer.enable_progress_bar=false")
 SCORE_SMALL = ("metrics.ref_split=test", "metrics.ref_samples=16", "metrics.kid_subset_size=4")
 TRAIN_SMALL = ("debug=smoke", "trainer.enable_progress_bar=false")
 GENERATOR_SMALL = ("trainer.max_steps=1", "data.batch_size=8", "data.train_size=16", "module.grid_size=2",
@@ -107,21 +106,21 @@ CHECKS = {
     "pip install -e '.[dev,madry]'": Elsewhere("Makefile", "pip install -c constraints.txt -e '.[dev,madry,slurm]'"),
     "pip install --no-deps robustness==1.2.1.post2": Elsewhere("Makefile", "ROBUSTNESS := robustness==1.2.1.post2"),
     # Configuration
-    "python run_boost.py": Shrunk(BOOST_SMALL),
-    "python run_boost.py seed=1": Shrunk(BOOST_SMALL),
+    "python run_boost.py": Shrunk(BOOST_FAST),
+    "python run_boost.py seed=1": Shrunk(BOOST_FAST),
     "python run_boost.py --cfg job": AS_WRITTEN,
-    "python run_boost.py classifier=resnet18_narrow epsilon=0.5 steps=7": Shrunk(BOOST_SMALL),
-    "python run_boost.py classifier.checkpoint=cifar_l2_0_5.pt": Shrunk(BOOST_SMALL),
-    "python run_boost.py -m epsilon=0.25,0.5,1,2": Shrunk(BOOST_SMALL),
+    "python run_boost.py classifier=resnet18_narrow epsilon=0.5 steps=7": Shrunk(BOOST_FAST),
+    "python run_boost.py classifier.checkpoint=cifar_l2_0_5.pt": Shrunk(BOOST_FAST),
+    "python run_boost.py -m epsilon=0.25,0.5,1,2": Shrunk(BOOST_FAST),
     # run_boost.py
-    "python run_boost.py generator=sngan generator.checkpoint=netG_100000.pth epsilon=1.0": Shrunk(BOOST_SMALL),
-    "python run_boost.py generator=cgan_pd generator.checkpoint=netG.pth labels=generator": Shrunk(BOOST_SMALL),
+    "python run_boost.py generator=sngan generator.checkpoint=netG_100000.pth epsilon=1.0": Shrunk(BOOST_FAST),
+    "python run_boost.py generator=cgan_pd generator.checkpoint=netG.pth labels=generator": Shrunk(BOOST_FAST),
     "python run_boost.py generator=samples generator.path=samples.npz num_samples=10000":
-        Shrunk(BOOST_SMALL, replace={"num_samples=10000": "num_samples=8"}),
+        Shrunk(BOOST_FAST, replace={"num_samples=10000": "num_samples=8"}),
     "python run_boost.py generator=samples generator.path=pngs/ generator.labels=labels.txt num_samples=all":
-        Shrunk(BOOST_SMALL),
+        Shrunk(BOOST_FAST),
     "python run_boost.py -m generator=vae epsilon=0.25,0.5,1,2 generator.checkpoint=vae.safetensors":
-        Shrunk(BOOST_SMALL),
+        Shrunk(BOOST_FAST),
     "python run_boost.py -m generator=... epsilon=0.25,0.5,1,2":
         Elsewhere("README.md", "python run_boost.py -m generator=vae epsilon=0.25,0.5,1,2"),
     "python run_boost.py trainer=ddp": Composed("DDP over every GPU of the machine"),
@@ -136,15 +135,15 @@ CHECKS = {
     "python run_boost.py generator=vae generator.checkpoint=<run dir>/generator.safetensors":
         Elsewhere("tests/test_train_generator_cli.py", 'sidecar["boost_config"]'),
     # Results of the shipped generators, and their sweeps
-    "python run_boost.py 'seeds=[0,1,2]'": Shrunk(BOOST_SMALL),
-    "python run_boost.py epsilon=0.5 classifier=cifar10_l2_small": Shrunk(BOOST_SMALL),
-    "python run_boost.py classifier=cifar10_l2_small": Shrunk(BOOST_SMALL),
-    "python run_boost.py epsilon=2.0 classifier=cifar10_l2_small": Shrunk(BOOST_SMALL),
-    "python run_boost.py generator=cifar10_cgan_pd classifier=cifar10_l2_small": Shrunk(BOOST_SMALL),
-    "python run_boost.py generator=cifar10_cgan_pd epsilon=2 classifier=cifar10_l2_small": Shrunk(BOOST_SMALL),
-    "python run_boost.py -m epsilon=0.5,1,2": Shrunk(BOOST_SMALL),
-    "python run_boost.py -m epsilon=0.5,1.0,2.0": Shrunk(BOOST_SMALL),
-    "python run_boost.py -m generator=cifar10_cgan_pd epsilon=1.0,2.0": Shrunk(BOOST_SMALL),
+    "python run_boost.py 'seeds=[0,1,2]'": Shrunk(BOOST_FAST),
+    "python run_boost.py epsilon=0.5 classifier=cifar10_l2_small": Shrunk(BOOST_FAST),
+    "python run_boost.py classifier=cifar10_l2_small": Shrunk(BOOST_FAST),
+    "python run_boost.py epsilon=2.0 classifier=cifar10_l2_small": Shrunk(BOOST_FAST),
+    "python run_boost.py generator=cifar10_cgan_pd classifier=cifar10_l2_small": Shrunk(BOOST_FAST),
+    "python run_boost.py generator=cifar10_cgan_pd epsilon=2 classifier=cifar10_l2_small": Shrunk(BOOST_FAST),
+    "python run_boost.py -m epsilon=0.5,1,2": Shrunk(BOOST_FAST),
+    "python run_boost.py -m epsilon=0.5,1.0,2.0": Shrunk(BOOST_FAST),
+    "python run_boost.py -m generator=cifar10_cgan_pd epsilon=1.0,2.0": Shrunk(BOOST_FAST),
     # Interpolation
     "python interpolate.py source=a.png target=b.png": AS_WRITTEN,
     "python interpolate.py 'pairs=[[3,10],[7,42]]' data.root=data": AS_WRITTEN,

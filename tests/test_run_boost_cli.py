@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli import entry
+from cli import BOOST_FAST, entry
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["steps=3", "num_samples=8", "batch_size=4", "calibration.samples=16", "metrics.ref_split=test",
-        "metrics.ref_samples=16", "metrics.kid_subset_size=4", "trainer.enable_progress_bar=false"]
+FAST = list(BOOST_FAST)
 
 
 def boost(args: list[str], cwd: Path, cache: Path, **popen) -> subprocess.CompletedProcess | subprocess.Popen:
