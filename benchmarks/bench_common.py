@@ -8,28 +8,26 @@ other processes kept busy during the benchmark and says so.
 from __future__ import annotations
 
 import os
-import platform
 import time
 
 import torch
 
+from bigroc.provenance import cpu_kernels, cpu_model
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+
+def quiet_output() -> None:
+    """A benchmark's console as the entries' is: Lightning's tips and notices dropped, the
+    libraries' known deprecation notes off, any other warning on one line."""
+    from bigroc.entry import quiet_libraries, quiet_lightning
+
+    quiet_libraries()
+    quiet_lightning()
 
 
 def describe_machine() -> str:
     """CPU model, core count, kernel capability (AVX2 / AVX-512, AMX), torch, GPU."""
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
     text = (f"CPU: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} "
-            f"threads, kernels {torch.backends.cpu.get_cpu_capability()}{' + AMX' if amx else ''}")
+            f"threads, kernels {cpu_kernels()}")
     if torch.cuda.is_available():
         text += f"; GPU: {torch.cuda.get_device_name(0)}"
     return text

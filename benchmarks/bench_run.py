@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from bench_common import CoreWatch, describe_machine
+from bench_common import CoreWatch, describe_machine, quiet_output
 from bigroc.attacks import AttackSpec
 
 REF_SAMPLES = 64  # reference images for the scores (statistics are cached after the first run)
@@ -118,6 +118,7 @@ def main() -> None:
     p.add_argument("--cache", default=None, help=argparse.SUPPRESS)
     p.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    quiet_output()
     if args.memory_child:
         return memory_child(args)
     cache = Path(args.cache or tempfile.mkdtemp(prefix="bigroc-bench-"))

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from bench_common import CoreWatch, describe_machine
+from bench_common import CoreWatch, describe_machine, quiet_output
 from bigroc.attacks import AttackSpec, pgd
 from bigroc.data import ResumableLoader
 from bigroc.lit import RobustTraining
@@ -95,6 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     precisions = args.precisions or ["32-true"] + (["bf16-mixed"] if hardware_has_bf16(
         "cuda" if torch.cuda.is_available() else "cpu") else [])
+    quiet_output()
     print(describe_machine())
     print(f"batch {args.batch}, {args.steps} timed steps")
     g = torch.Generator().manual_seed(0)

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from bench_common import CoreWatch, describe_machine
+from bench_common import CoreWatch, describe_machine, quiet_output
 from bigroc.attacks import AttackSpec
 from bigroc.boost import bigroc
 from bigroc.metrics.features import InceptionFeatures
@@ -109,6 +109,7 @@ def main() -> None:
     device = torch.device(args.device)
     reduced = args.reduced or device.type != "cuda"
     arch, width, batch, steps = ("resnet18", 0.25, 4, 2) if reduced else ("resnet50", 1.0, 256, 30)
+    quiet_output()
     print(describe_machine() + (" (reduced mode: the figures mean nothing)" if reduced else ""))
     print(check_boost(device, arch, width, min(batch, 16), min(steps, 10)))
     print(check_inception(device, 4 if reduced else 64))

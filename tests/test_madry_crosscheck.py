@@ -24,7 +24,7 @@ from bigroc import attacks
 from bigroc.attacks import pgd
 from bigroc.models import build_classifier
 from bigroc.models.classifier import CIFAR10_MEAN, CIFAR10_STD
-from numerics import LOOSE_OF_RADIUS, ONE_STEP_ATOL, assert_float64_iterates_agree
+from numerics import ONE_STEP_ATOL, assert_float64_iterates_agree
 from tiny_models import warm_batchnorm
 
 OBJECTIVE_RTOL = 1e-6  # float64; measured <= 1.1e-9 (EPYC; AVX-512 and AVX2 kernels)
@@ -116,7 +116,8 @@ def test_use_best_matters_in_its_case(pair, images, labels):
     case = CASES[3]
     last = madry_attack(madry, images, labels, case[:5] + (False,), steps=10)
     best = madry_attack(madry, images, labels, case, steps=10)
-    assert ((best - last).flatten(1).norm(dim=1) > LOOSE_OF_RADIUS * case[2]).sum() >= 3
+    # At least three images end 5% of eps apart: far beyond rounding, a real difference.
+    assert ((best - last).flatten(1).norm(dim=1) > 0.05 * case[2]).sum() >= 3
 
 
 def _too_long_l2_step(x, grad, step_size):

@@ -136,6 +136,10 @@ CHECKS = {
         Elsewhere("tests/test_train_generator_cli.py", 'sidecar["boost_config"]'),
     # Results of the shipped generators, and their sweeps
     "python run_boost.py 'seeds=[0,1,2]'": Shrunk(BOOST_FAST),
+    "python run_boost.py epsilon=0.5": Shrunk(BOOST_FAST),
+    "python run_boost.py epsilon=2.0": Shrunk(BOOST_FAST),
+    "python run_boost.py generator=cifar10_cgan_pd": Shrunk(BOOST_FAST),
+    "python run_boost.py generator=cifar10_cgan_pd epsilon=2": Shrunk(BOOST_FAST),
     "python run_boost.py epsilon=0.5 classifier=cifar10_l2_small": Shrunk(BOOST_FAST),
     "python run_boost.py classifier=cifar10_l2_small": Shrunk(BOOST_FAST),
     "python run_boost.py epsilon=2.0 classifier=cifar10_l2_small": Shrunk(BOOST_FAST),

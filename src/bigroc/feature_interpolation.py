@@ -225,7 +225,7 @@ def interpolate(
     xs, xt = _check_pair(source, target)
     ratios = _check_ratios(c)
     names = resolve_layers(classifier, layers)
-    w = _check_weights(weights, names).to(xs.device)
+    w = _check_weights(weights, names).to(xs.device, xs.dtype)
     check_attack_args(eps=0.0, steps=steps, step_size=0.0 if step_size is None else step_size, norm="l2")
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
                                    or batch_size < 1):
