@@ -94,6 +94,7 @@ CHECKS = {
     "python benchmarks/external_results.py -- trainer.precision=bf16-mixed metrics.precision=bf16":
         Elsewhere(SLOW_TEST, '"--", "trainer.precision=bf16-mixed", "metrics.precision=bf16"'),
     "python benchmarks/external_results.py --quick": Elsewhere(SLOW_TEST, '"--quick"'),
+    "python benchmarks/external_results.py": Elsewhere(SLOW_TEST, '"benchmarks/external_results.py", "--quick"'),
     # Quick start and installing
     "make run": Make("run", ("python run_boost.py",)),
     "make test": Make("test", ("python -m pytest",)),
