@@ -181,6 +181,7 @@ CHECKS = {
     "python benchmarks/bench_boost.py": Shrunk(("--archs", "resnet18", "--width", "0.125", "--batch", "4",
                                                 "--steps", "2")),
     "python benchmarks/bench_precision.py --data-root data": Shrunk(("--images", "16")),
+    "python benchmarks/bench_inception.py": Shrunk(("--images", "4", "--batch", "4")),
     "python benchmarks/bench_run.py": Shrunk(("--samples", "8", "--batch", "4", "--steps", "2", "--memory-at", "8")),
 }
 
