@@ -100,7 +100,7 @@ def test_two_process_ddp_gives_the_metrics_of_one(external_samples, cifar_root, 
         assert np.array_equal(y, y2)
         levels = np.abs(x.astype(int) - x2.astype(int))
         assert levels.max() <= 1 and (levels > 0).mean() <= 1e-3, name
-    # At 9 images one such level moves FID by ~4e-5 of itself and KID (a difference of kernel means
+    # At ~10 images one such level moves FID by ~4e-5 of itself and KID (a difference of kernel means
     # near zero) by ~1e-3 of itself, host-dependently. So the scores are held to one process scoring
     # the same images (score.py), rounding only; KID's bootstrap interval (not in score.py) to its
     # width; and everything else to the one-process run.
