@@ -20,6 +20,13 @@ def boost(args: list[str], cwd: Path, cache: Path, **popen) -> subprocess.Comple
     return entry("run_boost.py", args, cwd, env={"BIGROC_CACHE": str(cache)}, **popen)
 
 
+def score(target: Path, cifar_root: Path, out: Path, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
+    """``score.py`` on ``target`` against the reference that :data:`FAST` boosts score against."""
+    reference = [a for a in FAST if a.startswith("metrics.")]
+    return entry("score.py", [f"samples={target}", f"data.root={cifar_root}", *reference, f"hydra.run.dir={out}"],
+                 cwd, env={"BIGROC_CACHE": str(cache)})
+
+
 def contract(npz: Path, cifar_root: Path, out: Path, *extra: str) -> list[str]:
     return ["generator=samples", f"generator.path={npz}", "classifier.checkpoint=shipped:classifier_cifar10_l2",
             f"data.root={cifar_root}", "epsilon=0.5", *FAST, f"hydra.run.dir={out}", *extra]
@@ -104,12 +111,9 @@ def test_two_process_ddp_gives_the_metrics_of_one(external_samples, cifar_root, 
     # near zero) by ~1e-3 of itself, host-dependently. So the scores are held to one process scoring
     # the same images (score.py), rounding only; KID's bootstrap interval (not in score.py) to its
     # width; and everything else to the one-process run.
-    rescored_dir = tmp_path / "rescored"
-    reference = [a for a in BOOST_FAST if a.startswith("metrics.")]
-    done = entry("score.py", [f"samples={tmp_path / 'two'}", f"data.root={cifar_root}", *reference,
-                              f"hydra.run.dir={rescored_dir}"], tmp_path, env={"BIGROC_CACHE": str(score_cache)})
+    done = score(tmp_path / "two", cifar_root, tmp_path / "rescored", tmp_path, score_cache)
     assert done.returncode == 0, done.stderr[-3000:]
-    rescored = json.loads((rescored_dir / "scores.json").read_text())
+    rescored = json.loads((tmp_path / "rescored" / "scores.json").read_text())
     assert "boosted/fid" in rescored and "boosted/kid_mean" in rescored
     for key, value in one.items():
         if key in rescored and isinstance(value, float):
@@ -187,14 +191,11 @@ def test_score_command_scores_an_npz_and_a_finished_run(external_samples, cifar_
     npz, run_dir = external_samples / "gc_sngan_res.npz", tmp_path / "run"
     unscored = [a for a in contract(npz, cifar_root, run_dir, "logger=none") if not a.startswith("metrics.")]
     assert boost([*unscored, "metrics=none"], tmp_path, score_cache).returncode == 0
-    env = {"BIGROC_CACHE": str(score_cache)}
-    reference = [f"data.root={cifar_root}", "metrics.ref_split=test", "metrics.ref_samples=16",
-                 "metrics.kid_subset_size=4"]
     for target, keys in ((run_dir, ("base/fid", "boosted/fid", "boosted/sfid")), (npz, ("gc_sngan_res/fid",))):
         out = tmp_path / f"score-{target.name}"
-        done = entry("score.py", [f"samples={target}", *reference, f"hydra.run.dir={out}"], tmp_path, env=env)
+        done = score(target, cifar_root, out, tmp_path, score_cache)
         assert done.returncode == 0, done.stderr[-3000:]
         scores = json.loads((out / "scores.json").read_text())
         assert all(np.isfinite(scores[k]) for k in keys), scores
-    missing = entry("score.py", [f"samples={tmp_path / 'nope.npz'}", *reference], tmp_path, env=env)
+    missing = score(tmp_path / "nope.npz", cifar_root, tmp_path / "score-nope", tmp_path, score_cache)
     assert missing.returncode == 2 and "nope.npz does not exist" in missing.stderr
