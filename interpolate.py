@@ -27,10 +27,11 @@ def main(cfg: DictConfig) -> None:
     from hydra.utils import instantiate
 
     from bigroc import interpolation_io as job
-    from bigroc.entry import quiet_lightning
+    from bigroc.entry import quiet_lightning, start_run_record
     from bigroc.feature_interpolation import interpolate
     from bigroc.loggers import finish_loggers, log_run
     from bigroc.report import write_metrics
+    from bigroc.run_state import DIGEST_KEY, config_digest, finished_result
 
     quiet_lightning()  # after Lightning's import: its messages once, through the job's handlers
 
@@ -44,6 +45,11 @@ def main(cfg: DictConfig) -> None:
     classifiers = {cfg.labels[0]: instantiate(cfg.classifier)}
     if cfg.compare.checkpoint is not None:
         classifiers[cfg.labels[1]] = instantiate(cfg.compare)
+    digest = config_digest(cfg, [cfg.source, cfg.target, cfg.classifier.checkpoint, cfg.compare.checkpoint])
+    if finished_result(out_dir, "metrics.json", digest):
+        print(f"{out_dir} already holds this interpolation; nothing to do")
+        return
+    start_run_record(out_dir, cfg)
 
     runs = {}
     for label, classifier in classifiers.items():
@@ -56,7 +62,7 @@ def main(cfg: DictConfig) -> None:
     figures = job.save_outputs(out_dir, pairs, runs, c)
     settings = {"c": c, "steps": cfg.steps, "step_size": cfg.step_size, "layer_weights": weights,
                 "classifier": cfg.classifier.checkpoint, "compare": cfg.compare.checkpoint,
-                "labels": list(runs)}
+                "labels": list(runs), DIGEST_KEY: digest}
     metrics = {**settings, **job.summary(pairs, runs, c)}
     write_metrics(out_dir, metrics)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False

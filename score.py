@@ -24,22 +24,32 @@ def main(cfg: DictConfig) -> None:
 
     from bigroc.entry import quiet_lightning
     from bigroc.report import write_json
-    from bigroc.score_files import score_samples
-    from bigroc.scoring import prepare_scoring
+    from bigroc.run_state import DIGEST_KEY, config_digest, finished_result
+    from bigroc.score_files import image_shape_of, samples_to_score, score_samples
+    from bigroc.scoring import check_reference_fits, prepare_scoring
 
     quiet_lightning()  # after Lightning's import: its messages once, through the job's handlers
 
+    # Everything is checked, and the run directory read, before the reference is built.
     target = Path(cfg.samples).expanduser()
     if not target.exists():
         raise ValueError(f"samples={cfg.samples} does not exist; give an .npz or a run directory")
-    scoring, why_not = prepare_scoring(instantiate(cfg.metrics), cfg.data.root, download=cfg.data.download)
+    stages = samples_to_score(target)
+    spec = instantiate(cfg.metrics)
+    for files in stages.values():
+        for path in files:
+            check_reference_fits(spec, image_shape_of(path))
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    digest = config_digest(cfg, [p for files in stages.values() for p in files])
+    if finished_result(out_dir, "scores.json", digest):
+        print(f"{out_dir} already holds these scores; nothing to do")
+        return
+    scoring, why_not = prepare_scoring(spec, cfg.data.root, download=cfg.data.download)
     if scoring is None:
         raise ValueError(why_not)
-    scores = {**score_samples(target, scoring), **scoring.info, "samples": str(target)}
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    scores = {**score_samples(stages, scoring), **scoring.info, "samples": str(target), DIGEST_KEY: digest}
     write_json(out_dir / "scores.json", scores)
     print(json.dumps({k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}))
-
 
 if __name__ == "__main__":
     main()

@@ -50,12 +50,16 @@ def check_labels(y: torch.Tensor, *, batch: int, num_classes: int, name: str = "
         )
 
 
+MAX_STEPS = 10_000
+
+
 def check_attack_args(*, eps: float, steps: int, step_size: float, norm: str) -> None:
-    """Require eps >= 0, steps >= 1, step_size >= 0 and a known norm."""
+    """Require eps >= 0, 1 <= steps <= MAX_STEPS, step_size >= 0 and a known norm."""
     if not isinstance(eps, (int, float)) or not eps >= 0 or eps == float("inf"):
         raise ValueError(f"eps must be a finite number >= 0 in [0, 1] pixel units, got {eps!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_STEPS:
+        raise ValueError(f"steps must be an integer in [1, {MAX_STEPS}] (PGD settles within a few hundred), "
+                         f"got {steps!r}")
     if not isinstance(step_size, (int, float)) or not step_size >= 0 or step_size == float("inf"):
         raise ValueError(f"step_size must be a finite number >= 0, got {step_size!r}")
     if norm not in NORMS:

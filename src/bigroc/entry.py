@@ -1,8 +1,12 @@
 """What the Hydra entry points share: refusals in one line, and the run's record and log.
 
 A refusal (bad input, a missing or damaged file, a directory that cannot be written) is
-printed as one line, ``error: ...``, and the process exits with status 2; the full trace
-comes with ``HYDRA_FULL_ERROR=1``. Entries that run with ``hydra.output_subdir: null``
+printed as one line, ``error: ...``, and the process exits with status 2, leaving the disk
+as it was (a run directory this process created is removed again); the full trace comes
+with ``HYDRA_FULL_ERROR=1``. SIGTERM (``kill``, ``timeout``, a scheduler) stops the job
+wherever it is, within the running tensor operation: what was finished stays on disk (a
+boosting run's batches, a training's checkpoint) and the process exits with status 143, as
+a shell reports a process ended by SIGTERM; only a finished run exits with 0. Entries that run with ``hydra.output_subdir: null``
 write Hydra's ``.hydra/`` record and the job's log file themselves, once their inputs are
 checked (:func:`start_run_record`), so a refused run changes nothing on disk.
 """
@@ -12,11 +16,13 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
 
 REFUSALS = (ValueError, OSError)
+SIGTERM_EXIT = 128 + signal.SIGTERM  # what a shell reports for a process ended by SIGTERM
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 # Lightning's advertisements and notes about defaults nobody set, and what libraries say of
 # themselves on import (numexpr's thread count, matplotlib's first font scan): not events of the run.
@@ -75,18 +81,34 @@ def _refusal(err: BaseException) -> BaseException | None:
     return None
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived. A BaseException, so no ``except Exception`` on the way swallows it."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated
+
+
 def refusals_in_one_line(task: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """Wrap a ``@hydra.main`` task so refusals print one line and exit with status 2."""
+    """Wrap a ``@hydra.main`` task: refusals print one line and exit with status 2 (a run
+    directory this process created is removed); SIGTERM stops the task and exits with 143."""
+    from bigroc.run_dir import undo_new_run_dir
 
     @functools.wraps(task)
     def run(cfg: Any) -> Any:
         quiet_libraries()
+        signal.signal(signal.SIGTERM, _raise_terminated)  # Lightning's own handler calls it too
         try:
             return task(cfg)
+        except Terminated:
+            print("stopped by SIGTERM: what was finished is saved; the same command resumes the run",
+                  file=sys.stderr, flush=True)
+            sys.exit(SIGTERM_EXIT)
         except Exception as err:  # noqa: BLE001 - sorted below: refusals, or re-raised
             refusal = _refusal(err)
             if refusal is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
+            undo_new_run_dir()
             print(f"error: {_one_line(refusal)}", file=sys.stderr, flush=True)
             sys.exit(2)
 

@@ -22,7 +22,7 @@ from bigroc import report
 from bigroc.attacks import AttackSpec
 from bigroc.data import GeneratedDataModule
 from bigroc.lit.boost_module import Boost
-from bigroc.run_checks import check_classifier, check_run_inputs
+from bigroc.run_checks import check_classifier, check_eps_fits, check_run_inputs
 from bigroc.run_state import ALL
 from bigroc.scoring import check_reference_fits, prepare_scoring
 from bigroc.storage import ChunkStore
@@ -90,6 +90,7 @@ def build_job(cfg: DictConfig, attack: AttackSpec) -> BoostJob:
     classifier = instantiate(cfg.classifier)
     check_classifier(classifier, str(cfg.classifier.checkpoint or cfg.classifier.arch), source.image_shape)
     check_run_inputs(source, classifier, cfg.labels, cfg.debias)
+    check_eps_fits(attack.eps, attack.norm, source.image_shape)
     spec = instantiate(cfg.metrics) if cfg.metrics else None
     check_reference_fits(spec, source.image_shape)
     scoring, why_not = prepare_scoring(spec, cfg.data.root, download=cfg.data.download)

@@ -12,7 +12,7 @@ import numpy as np
 
 from bigroc import keys
 from bigroc.storage import ChunkStore, atomic_write, write_samples
-from bigroc.run_state import METRICS_FILE
+from bigroc.run_state import METRICS_FILE, read_json_object
 from bigroc.data.cifar10 import CLASSES as CIFAR10_CLASSES
 from bigroc.viz import save_before_after, save_label_histograms
 
@@ -35,6 +35,8 @@ def merge_samples(chunks: ChunkStore, out_dir: Path, num_samples: int,
     More than ``shard_size`` images go to ``samples_<stage>_000.npz``, ``_001``, ...
     Memory holds one chunk at a time.
     """
+    if shard_size < 1:
+        raise ValueError(f"samples.shard_size must be >= 1, got {shard_size}")
     written, paths = [], chunks.chunks()
     shards = [(lo, min(lo + shard_size, num_samples)) for lo in range(0, num_samples, shard_size)]
     for stage in (keys.BASE, keys.BOOSTED):
@@ -90,5 +92,6 @@ def write_metrics(out_dir: Path, metrics: Mapping[str, Any]) -> Path:
 
 
 def read_metrics(out_dir: Path) -> dict[str, Any] | None:
+    """``metrics.json`` of ``out_dir`` (None if absent); a file that is not a JSON object is refused."""
     path = Path(out_dir) / METRICS_FILE
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_json_object(path) if path.exists() else None

@@ -5,6 +5,8 @@ Each refusal is one ``ValueError`` naming the input and the fix.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -32,6 +34,22 @@ def check_run_inputs(source: nn.Module, classifier: nn.Module, labels: str, debi
     if k_cls != k_src:
         raise ValueError(f"the classifier predicts {k_cls} classes but the generator's data has "
                          f"{k_src}; use a classifier trained on the generator's dataset")
+
+
+def image_cube_diameter(image_shape: tuple[int, int], norm: str) -> float:
+    """The largest distance between two RGB images of ``image_shape`` in [0, 1]."""
+    height, width = image_shape
+    return math.sqrt(3 * height * width) if norm == "l2" else 1.0
+
+
+def check_eps_fits(eps: float, norm: str, image_shape: tuple[int, int]) -> None:
+    """Refuse a radius larger than the image cube: every image would be in every ball."""
+    diameter = image_cube_diameter(image_shape, norm)
+    if eps > diameter:
+        height, width = image_shape
+        raise ValueError(f"epsilon={eps:g} is larger than the {norm.upper()} diameter of {width}x{height} RGB images "
+                         f"in [0, 1] ({diameter:.4g}, [0, 1] pixel units), so it bounds nothing; use "
+                         f"epsilon <= {diameter:.4g} (the paper's CIFAR-10 runs: 0.25 to 2.5)")
 
 
 def _family(classifier: nn.Module) -> str:

@@ -1,9 +1,11 @@
 """What identifies a boosting run, and the rules that keep one run's files apart from another's.
 
-- :func:`run_identity`: everything in the config that changes a run's images or scores
-  (generator, classifier, attack, labels and debiasing, calibration, metrics, sample count,
-  seeds, batch size, precision), resolved, plus a stamp (size, modification time) of every
-  file the settings name, so a replaced checkpoint is another run.
+- :func:`run_identity`: everything in the config that changes what a run writes (generator,
+  classifier, attack, labels and debiasing, calibration, metrics, sample count, seeds, batch
+  size, precision, shard size, grid size), resolved, plus a stamp of every input the settings
+  name: a file by (size, modification time, inode), so a replaced or rewritten checkpoint is
+  another run; a folder of images by a SHA-256 of every image's name and bytes (computed
+  once per process), so images rewritten in place are another run.
 - :func:`run_digest`: ten hex digits of its SHA-1. The default run directory's name ends
   in it (the ``${bigroc_run_digest:}`` resolver), and ``metrics.json``, the settings file
   beside the chunks and every chunk carry it.
@@ -20,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,41 @@ def _container(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
 
 
-def _stamp(value: Any) -> list[int] | None:
-    """(size, mtime_ns) of a file, (entries, mtime_ns) of a folder; None if absent."""
+_FOLDER_DIGESTS: dict[tuple, str] = {}  # folder digests of this process, by the files' stat stamps
+_HASH_BLOCK = 2**20
+
+
+def _file_stamp(info: os.stat_result) -> list[int]:
+    return [int(info.st_size), int(info.st_mtime_ns), int(info.st_ino)]
+
+
+def folder_digest(folder: Path) -> str:
+    """SHA-256 over the names and bytes of the image files in ``folder`` (name order).
+
+    Entries that are not regular files (a FIFO named like an image) enter by name and kind
+    only, never opened: the sample reader refuses them by name. Memoised per process by
+    every file's (size, mtime_ns, inode), so the several reads of a run's identity hash once.
+    """
+    from bigroc.generators.samples import IMAGE_SUFFIXES
+
+    entries = sorted((e for e in os.scandir(folder) if e.name.lower().endswith(IMAGE_SUFFIXES)),
+                     key=lambda e: e.name)
+    regular = [(e.name, e.is_file()) for e in entries]
+    key = (str(folder.resolve()), tuple((n, f, *(_file_stamp(os.stat(folder / n)) if f else ())) for n, f in regular))
+    if key not in _FOLDER_DIGESTS:
+        digest = hashlib.sha256()
+        for name, is_file in regular:
+            digest.update(f"{name}\0{'file' if is_file else 'other'}\0".encode())
+            if is_file:
+                with open(folder / name, "rb") as f:
+                    while block := f.read(_HASH_BLOCK):
+                        digest.update(block)
+        _FOLDER_DIGESTS[key] = digest.hexdigest()
+    return _FOLDER_DIGESTS[key]
+
+
+def _stamp(value: Any) -> list[int] | str | None:
+    """(size, mtime_ns, inode) of a file, :func:`folder_digest` of a folder; None if absent."""
     text = str(value)
     if text.startswith("shipped:"):
         from importlib.resources import files
@@ -48,11 +82,9 @@ def _stamp(value: Any) -> list[int] | None:
         text = str(files("bigroc") / "weights" / f"{text.removeprefix('shipped:')}.safetensors")
     path = Path(text).expanduser()
     try:
-        info = path.stat()
-        size = len(os.listdir(path)) if path.is_dir() else info.st_size
+        return folder_digest(path) if path.is_dir() else _file_stamp(path.stat())
     except OSError:
         return None
-    return [int(size), int(info.st_mtime_ns)]
 
 
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
@@ -67,7 +99,7 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
     seeds = _container(cfg.seeds) if cfg.get("seeds") is not None else [cfg.seed]
     return {**groups, "labels": cfg.labels, "debias": cfg.debias, "num_samples": cfg.num_samples,
             "seeds": seeds, "batch_size": cfg.batch_size, "precision": str(cfg.trainer.precision),
-            "files": files}
+            "shard_size": cfg.samples.shard_size, "grid_size": cfg.grid_size, "files": files}
 
 
 def run_digest(identity: dict[str, Any]) -> str:
@@ -93,24 +125,50 @@ def _integer(value: Any, name: str, minimum: int, maximum: int | None = None) ->
     return value
 
 
-def run_settings(cfg: DictConfig, a: Any) -> dict[str, Any]:
-    """The settings recorded in metrics.json, checked, with the run's digest; ``a`` is the
-    run's :class:`~bigroc.attacks.AttackSpec` (validated, and the one rule for its step)."""
+# Bounds past which a setting makes no sense (a typo, or a run that would never end).
+MAX_SAMPLES = 10_000_000     # images per run (FID-50k needs 50 000)
+MAX_CALIBRATION = 1_000_000  # images the label shift is fit on (the paper: 1000)
+MAX_GRID = 1024
+PRECISIONS = ("32-true", "32", "bf16-mixed")  # what the attack runs in: float32, or bf16 autocast
+
+
+def _seeds(cfg: DictConfig) -> list[int]:
     seeds = cfg.seeds if cfg.get("seeds") is not None else [cfg.seed]
     if isinstance(seeds, str) or not hasattr(seeds, "__len__") or len(seeds) == 0:
         raise ValueError(f"seeds must be a non-empty list of integers, e.g. seeds=[0,1,2]; got {seeds!r}")
+    seeds = [_integer(s, "seed", 0, 2**32 - 1) for s in seeds]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seeds={seeds} repeats {repeated}: each seed is one pass over other images, and a repeat "
+                         "would report a spread of 0; give distinct seeds, e.g. seeds=[0,1,2]")
+    return seeds
+
+
+def _precision(cfg: DictConfig) -> str:
+    precision = str(cfg.trainer.precision)
+    if precision not in PRECISIONS:
+        raise ValueError(f"trainer.precision={precision} is not one boosting runs in; use 32-true (float32) or "
+                         "bf16-mixed (bf16 autocast, on hardware with bf16 units)")
+    return precision
+
+
+def run_settings(cfg: DictConfig, a: Any) -> dict[str, Any]:
+    """The settings recorded in metrics.json, checked and bounded, with the run's digest; ``a``
+    is the run's :class:`~bigroc.attacks.AttackSpec` (validated, and the one rule for its step)."""
     return {
         "eps": float(a.eps), "steps": int(a.steps), "step_size": float(a.boost_step_size), "norm": a.norm,
         "generator": cfg.generator.name,
         "generator_checkpoint": cfg.generator.get("checkpoint") or cfg.generator.get("path"),
         "classifier": cfg.classifier.checkpoint,
-        "num_samples": ALL if cfg.num_samples == ALL else _integer(cfg.num_samples, "num_samples", 1),
-        "seeds": [_integer(s, "seed", 0, 2**32 - 1) for s in seeds],
+        "num_samples": ALL if cfg.num_samples == ALL else _integer(cfg.num_samples, "num_samples", 1, MAX_SAMPLES),
+        "seeds": _seeds(cfg),
         "labels": cfg.labels, "debias": cfg.debias,
-        "calibration_samples": _integer(cfg.calibration.samples, "calibration.samples", 1),
+        "calibration_samples": _integer(cfg.calibration.samples, "calibration.samples", 1, MAX_CALIBRATION),
         "calibration_seed": _integer(cfg.calibration.seed, "calibration.seed", 0, 2**32 - 1),
-        "batch_size": _integer(cfg.batch_size, "batch_size", 1),
-        "precision": str(cfg.trainer.precision),
+        "batch_size": _integer(cfg.batch_size, "batch_size", 1, MAX_SAMPLES),
+        "precision": _precision(cfg),
+        "shard_size": _integer(cfg.samples.shard_size, "samples.shard_size", 1, MAX_SAMPLES),
+        "grid_size": _integer(cfg.grid_size, "grid_size", 0, MAX_GRID),
         "metrics": _container(cfg.metrics) if cfg.metrics else None,
         DIGEST_KEY: run_digest(run_identity(cfg)),
     }
@@ -128,12 +186,18 @@ def _chunk_digests(chunks: Path) -> set[str]:
     return {d for d in map(ChunkStore.digest_of, chunks.rglob("*.npz")) if d is not None}
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object written by this program, or a one-line refusal naming the file."""
+    fix = "move the run directory away or choose another hydra.run.dir"
+    if not path.is_file():
+        raise ValueError(f"{path}: not a regular file; {fix}")
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} is unreadable ({err}); move the run directory away or choose another "
-                         "hydra.run.dir") from None
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError) as err:  # JSON and UTF-8 errors are ValueErrors
+        raise ValueError(f"{path} is unreadable ({type(err).__name__}: {err}); {fix}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} holds a JSON {type(value).__name__}, not the object bigroc writes; {fix}")
+    return value
 
 
 def check_run_dir(out_dir: Path, settings: dict[str, Any]) -> str:
@@ -146,7 +210,7 @@ def check_run_dir(out_dir: Path, settings: dict[str, Any]) -> str:
     digest, chunks = settings[DIGEST_KEY], out_dir / ".chunks"
     metrics = out_dir / METRICS_FILE
     if metrics.exists():
-        done = _read_json(metrics)
+        done = read_json_object(metrics)
         if done.get(DIGEST_KEY) == digest:
             return "done"
         what = (f"other settings ({_differences(done, settings)} differ)" if DIGEST_KEY in done
@@ -155,7 +219,7 @@ def check_run_dir(out_dir: Path, settings: dict[str, Any]) -> str:
                          "hydra.run.dir")
     recorded = chunks / SETTINGS_FILE
     if recorded.exists():
-        before = _read_json(recorded)
+        before = read_json_object(recorded)
         if before.get(DIGEST_KEY) != digest:
             raise ValueError(f"{out_dir} holds the unfinished batches of a run with other settings "
                              f"({_differences(before, settings)} differ); choose another hydra.run.dir, or "
@@ -166,9 +230,6 @@ def check_run_dir(out_dir: Path, settings: dict[str, Any]) -> str:
         raise ValueError(f"{chunks} holds batches of another run (digest {names}); choose another "
                          f"hydra.run.dir or delete {chunks}")
     return "go"
-
-
-_TEMPORARY = re.compile(r"^\..+\.tmp(\d+)$")  # bigroc.storage.atomic_write's names
 
 
 def _alive(pid: int) -> bool:
@@ -183,12 +244,26 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete half-written files that killed processes left under ``folder``."""
+def _own_temporaries(out_dir: Path) -> list[Path]:
+    """The temporaries of this program's own files: beside its outputs in the run directory
+    and in each seed's folder, and anywhere in ``.chunks`` (nothing else writes there)."""
+    from bigroc.run_dir import TEMPORARY, is_own
+
+    folders = [out_dir, *(p for p in out_dir.glob("seed[0-9]*") if p.is_dir())]
+    beside = [p for d in folders for p in d.glob(".*.tmp*")
+              if TEMPORARY.match(p.name) and is_own(p.name, "run_boost")]
+    chunks = out_dir / ".chunks"
+    inside = [p for p in chunks.rglob(".*.tmp*") if TEMPORARY.match(p.name)] if chunks.is_dir() else []
+    return beside + inside
+
+
+def remove_stale_temporaries(out_dir: Path) -> list[Path]:
+    """Delete half-written files of this program that killed processes left in a run directory."""
+    from bigroc.run_dir import TEMPORARY
+
     removed = []
-    for path in folder.rglob(".*.tmp*"):
-        match = _TEMPORARY.match(path.name)
-        if match and path.is_file() and not _alive(int(match.group(1))):
+    for path in _own_temporaries(out_dir):
+        if path.is_file() and not path.is_symlink() and not _alive(int(TEMPORARY.match(path.name).group("pid"))):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
@@ -220,3 +295,22 @@ def prepare_run_dir(out_dir: Path, settings: dict[str, Any]) -> None:
     path = out_dir / ".chunks" / SETTINGS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(settings, indent=2)))
+
+
+def config_digest(cfg: DictConfig, files: list[Any], skip: tuple[str, ...] = ("logger",)) -> str:
+    """The digest of an entry's settings (all but ``skip``) and of the inputs ``files`` names
+    (None entries ignored): what score.py and interpolate.py record and compare."""
+    body = {k: _container(cfg[k]) for k in cfg if k not in skip}
+    return run_digest({**body, "files": {str(f): _stamp(f) for f in files if f is not None}})
+
+
+def finished_result(out_dir: Path, name: str, digest: str) -> bool:
+    """True if ``out_dir/name`` holds the results of the run with ``digest``; False if there is
+    none; a result of another run is refused (nothing is replaced). Only reads."""
+    path = out_dir / name
+    if not path.exists():
+        return False
+    if read_json_object(path).get(DIGEST_KEY) == digest:
+        return True
+    raise ValueError(f"{out_dir} holds the {name} of a run with other settings or inputs; nothing was changed: "
+                     "choose another hydra.run.dir")

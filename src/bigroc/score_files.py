@@ -7,6 +7,7 @@ the same uint8 images, the same metrics, no second boost.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,22 +38,40 @@ def score_npz(paths: Sequence[Path], scores: Any, net: torch.nn.Module) -> dict[
     return scores.compute()
 
 
+def image_shape_of(path: Path) -> tuple[int, int]:
+    """(height, width) of the images of an ADM-style ``.npz``, from its header alone."""
+    from bigroc.generators.samples import NPZ_FIX
+    from bigroc.storage import npz_header
+
+    try:
+        shape, _ = npz_header(path, "arr_0")
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} is not a readable .npz with arr_0 ({type(err).__name__}); {NPZ_FIX}") from None
+    if len(shape) != 4 or shape[3] != 3:
+        raise ValueError(f"{path}: arr_0 has shape {shape}, not (N, H, W, 3); {NPZ_FIX}")
+    return int(shape[1]), int(shape[2])
+
+
 def sample_files(folder: Path, stage: str) -> list[Path]:
     """``samples_<stage>.npz``, or its shards ``samples_<stage>_000.npz``, ... in order."""
     single = folder / f"samples_{stage}.npz"
     return [single] if single.exists() else sorted(folder.glob(f"samples_{stage}_[0-9][0-9][0-9].npz"))
 
 
-def score_samples(target: Path, scoring: Any) -> dict[str, float]:
-    """Scores of an ``.npz``'s images (``<name>/fid``, ...: the file's stem names them), or of
-    a run directory's base and boosted samples (``base/fid``, ``boosted/fid``, ...)."""
-    if target.is_dir():
-        stages = {stage: sample_files(target, stage) for stage in (keys.BASE, keys.BOOSTED)}
-        if not any(stages.values()):
-            raise ValueError(f"{target} holds no samples_base.npz or samples_boosted.npz; give a run directory "
-                             "of run_boost.py or an .npz")
-    else:
-        stages = {target.stem: [target]}
+def samples_to_score(target: Path) -> dict[str, list[Path]]:
+    """The ``.npz`` files ``score.py samples=target`` scores, by the name their scores take:
+    an ``.npz`` by its stem, a run directory's ``base`` and ``boosted`` samples."""
+    if not target.is_dir():
+        return {target.stem: [target]}
+    stages = {stage: sample_files(target, stage) for stage in (keys.BASE, keys.BOOSTED)}
+    if not any(stages.values()):
+        raise ValueError(f"{target} holds no samples_base.npz or samples_boosted.npz; give a run directory "
+                         "of run_boost.py or an .npz")
+    return {stage: files for stage, files in stages.items() if files}
+
+
+def score_samples(stages: dict[str, list[Path]], scoring: Any) -> dict[str, float]:
+    """Scores of the files of :func:`samples_to_score` (``<name>/fid``, ``base/fid``, ...)."""
     fresh = scoring.new_scores()
     out = {}
     for stage, files in stages.items():

@@ -15,8 +15,9 @@ import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from bigroc.entry import SIGTERM_EXIT as EXIT_STATUS, Terminated
+
 log = logging.getLogger(__name__)
-EXIT_STATUS = 128 + signal.SIGTERM  # what a shell reports for a process ended by SIGTERM
 
 
 class StopOnSigterm(L.Callback):
@@ -41,8 +42,7 @@ class StopOnSigterm(L.Callback):
             # Lightning raises SIGTERMException after this training batch (or the running
             # validation), and on_exception saves: no training step is lost.
             return
-        log.info("SIGTERM: stopping now")
-        raise SystemExit(EXIT_STATUS)
+        raise Terminated  # the entry's wrapper exits with EXIT_STATUS
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if isinstance(exception, SIGTERMException):
