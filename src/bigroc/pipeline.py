@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from omegaconf import DictConfig
 from torch import nn
 
@@ -97,6 +98,29 @@ def build_job(cfg: DictConfig, attack: AttackSpec) -> BoostJob:
     return BoostJob(source, classifier, attack, scoring or NoScoring(why_not), cfg, num_samples)
 
 
+def choose_batch_size(job: BoostJob, device: torch.device, recorded: int | None) -> tuple[int, str]:
+    """The images per step: the one an interrupted run started with (so its batches are found
+    again), else ``batch_size`` resolved on ``device`` (:mod:`bigroc.batch_size`)."""
+    from bigroc import batch_size
+    from bigroc.metrics.reference import default_cache_dir
+    from bigroc.models.fast import attack_ready
+
+    if recorded is not None:
+        return int(recorded), "as the interrupted run it resumes"
+    requested, cfg = job.cfg.batch_size, job.cfg
+    if requested != batch_size.AUTO or device.type != "cuda":
+        size, info = batch_size.resolve(requested, "attack", device, "", lambda b: None, Path())
+        return size, info["chosen"]
+    model = attack_ready(job.classifier).to(device)
+    height, width = job.source.image_shape
+    bf16 = str(cfg.trainer.precision) == "bf16-mixed"
+    key = f"{cfg.classifier.checkpoint or cfg.classifier.arch} {height}x{width} {cfg.trainer.precision}"
+    step = batch_size.attack_step(model, (height, width), device, autocast=bf16)
+    cache = default_cache_dir(cfg.metrics.get("cache_dir") if cfg.metrics else None)
+    size, info = batch_size.resolve(requested, "attack", device, key, step, cache)
+    return size, info["chosen"] + f" (images/s by batch: {info['images_per_s']})"
+
+
 def run_job(job: BoostJob, trainer: L.Trainer, out_dir: Path, settings: dict[str, Any]) -> RunResult:
     """Boost and score every seed; rank zero writes samples and figures and gets the result."""
     cfg, seeds, digest = job.cfg, settings["seeds"], settings["run_digest"]
@@ -106,7 +130,7 @@ def run_job(job: BoostJob, trainer: L.Trainer, out_dir: Path, settings: dict[str
         module = Boost(job.source, job.classifier, job.attack, seed=seed, labels=cfg.labels, debias=cfg.debias,
                        calibration_samples=cfg.calibration.samples, calibration_seed=cfg.calibration.seed,
                        scoring=job.scoring, chunks=chunks, grid_size=cfg.grid_size)
-        trainer.test(module, datamodule=GeneratedDataModule(job.num_samples, cfg.batch_size))
+        trainer.test(module, datamodule=GeneratedDataModule(job.num_samples, settings["batch_size_used"]))
         if not trainer.is_global_zero:
             continue
         seed_dir = out_dir if len(seeds) == 1 else out_dir / f"seed{seed}"

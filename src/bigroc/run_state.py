@@ -27,11 +27,13 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from bigroc.batch_size import checked as checked_batch_size
+
 SETTINGS_FILE = "settings.json"
 METRICS_FILE = "metrics.json"
 DIGEST_KEY = "run_digest"
 # Settings that change where things are cached, not what a run computes.
-_NOT_RESULTS = {"metrics": ("cache_dir", "cache_base_features")}
+_NOT_RESULTS = {"metrics": ("cache_dir", "cache_base_features", "batch_size")}
 _FILE_KEYS = (("generator", "checkpoint"), ("generator", "path"), ("generator", "labels"),
               ("classifier", "checkpoint"), ("metrics", "path"))
 
@@ -165,7 +167,7 @@ def run_settings(cfg: DictConfig, a: Any) -> dict[str, Any]:
         "labels": cfg.labels, "debias": cfg.debias,
         "calibration_samples": _integer(cfg.calibration.samples, "calibration.samples", 1, MAX_CALIBRATION),
         "calibration_seed": _integer(cfg.calibration.seed, "calibration.seed", 0, 2**32 - 1),
-        "batch_size": _integer(cfg.batch_size, "batch_size", 1, MAX_SAMPLES),
+        "batch_size": checked_batch_size(cfg.batch_size, "batch_size"),
         "precision": _precision(cfg),
         "shard_size": _integer(cfg.samples.shard_size, "samples.shard_size", 1, MAX_SAMPLES),
         "grid_size": _integer(cfg.grid_size, "grid_size", 0, MAX_GRID),
@@ -277,6 +279,12 @@ def clean_finished_run(out_dir: Path, digest: str) -> None:
     chunks = out_dir / ".chunks"
     if chunks.exists() and _chunk_digests(chunks) <= {digest}:
         shutil.rmtree(chunks, ignore_errors=True)
+
+
+def recorded_setting(out_dir: Path, key: str) -> Any:
+    """A value the unfinished run in ``out_dir`` recorded beside its batches (None if none)."""
+    path = out_dir / ".chunks" / SETTINGS_FILE
+    return read_json_object(path).get(key) if path.exists() else None
 
 
 def prepare_run_dir(out_dir: Path, settings: dict[str, Any]) -> None:

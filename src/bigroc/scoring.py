@@ -58,6 +58,9 @@ class ScoringSpec:
         inception_weights: pytorch-fid's ``pt_inception-2015-12-05-6726825d.pth`` (the head
             for IS); default: the torch hub cache, else a download where online.
         inception_download: allow that download (false: look locally only).
+        batch_size: images per Inception pass: ``auto`` (50 on CPUs; on a GPU the largest
+            batch that still raises throughput, probed once, see :mod:`bigroc.batch_size`) or
+            a number.
     """
 
     dataset: str = "cifar10"
@@ -75,6 +78,7 @@ class ScoringSpec:
     inception_score: bool = True
     inception_weights: str | None = None
     inception_download: bool = True
+    batch_size: int | str = "auto"
 
 
 @dataclass
@@ -136,7 +140,7 @@ def check_reference_fits(spec: ScoringSpec | None, image_shape: tuple[int, int])
 def _reference(spec: ScoringSpec, data_root: str | Path, features: nn.Module, device):
     """The reference statistics and what to record about them."""
     common = {"precision": spec.precision, "cache_dir": spec.cache_dir, "max_features": spec.max_features,
-              "extractor": features, "device": device}
+              "extractor": features, "device": device, "batch_size": features.batch_size}
     if spec.dataset == "npz":
         reference = npz_reference_stats(spec.path, num_features=features.num_features, **common)
         name = f"{Path(spec.path).name} (sha1 {reference.key['data_sha1'][:12]})"
@@ -170,15 +174,34 @@ def prepare_scoring(spec: ScoringSpec | None, data_root: str | Path, *,
         CIFAR10DataModule(root=data_root, download=True).prepare_data()
     head, is_info = _inception_head(spec)
     features = InceptionNet(head=head, precision=spec.precision)
-    try:  # on a GPU where there is one: the train split is 50 000 images
-        reference, ref_info = _reference(spec, data_root, features, "cuda" if torch.cuda.is_available() else None)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")  # the train split is 50 000 images
+    features.batch_size, batch_info = _inception_batch(spec, features, device)
+    try:
+        reference, ref_info = _reference(spec, data_root, features, device if device.type == "cuda" else None)
     except FileNotFoundError as err:
         return None, f"not scored: {err}"
     info = {"inception": features.tag, **ref_info, "kid_pr_samples": spec.max_features, "inception_score": is_info,
+            "inception_batch_size": features.batch_size, "inception_batch_choice": batch_info["chosen"],
             "sfid": "reported" if reference.mu_s is not None else "unavailable: the reference has no spatial "
                                                                   "statistics (mu_s, sigma_s)",
             **{k: v for k, v in asdict(spec).items() if k in ("pr_k", "kid_subsets", "kid_subset_size", "kid_bootstrap")}}
     return Scoring(features, _base_features(spec, features), spec, reference, info), ""
+
+
+def _inception_batch(spec: ScoringSpec, features: nn.Module, device: torch.device) -> tuple[int, dict]:
+    """``metrics.batch_size`` resolved on ``device`` (:func:`bigroc.batch_size.resolve`)."""
+    from bigroc import batch_size
+    from bigroc.metrics.reference import default_cache_dir
+
+    requested = batch_size.checked(spec.batch_size, "metrics.batch_size")
+    if requested != batch_size.AUTO or device.type != "cuda":
+        return batch_size.resolve(requested, "inception", device, "", lambda b: None, Path())
+    net = features.to(device)
+    try:
+        return batch_size.resolve(requested, "inception", device, features.head_tag + " " + features.tag,
+                                  batch_size.inception_pass(net, device), default_cache_dir(spec.cache_dir))
+    finally:
+        features.to("cpu")
 
 
 def _inception_head(spec: ScoringSpec):
