@@ -232,5 +232,5 @@ def test_a_metrics_file_that_is_not_an_object_is_one_line(tmp_path, score_cache)
     out = tmp_path / "run"
     out.mkdir()
     (out / "metrics.json").write_text("[]")
-    assert_refused(run(tmp_path, score_cache, out=out), "metrics.json holds a JSON list")
+    assert_refused(run(tmp_path, score_cache, out=out), "metrics.json: holds a JSON list")
     assert (out / "metrics.json").read_text() == "[]"

@@ -50,19 +50,17 @@ class Interpolation:
 
 
 def read_image(path: str | Path) -> torch.Tensor:
-    """An image file (PNG, JPG, ...) as float RGB (3, H, W) in [0, 1]."""
-    from PIL import Image, UnidentifiedImageError
+    """An image file (PNG, JPG, ...) as float RGB (3, H, W) in [0, 1].
+
+    Read by :func:`bigroc.images.read_rgb8`, as sample folders are: a FIFO, an image over
+    ``MAX_SIDE`` per side, a damaged, float or text-bomb file is refused in one line.
+    """
+    from bigroc.images import read_rgb8
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"image file {path} does not exist")
-    try:
-        with Image.open(path) as image:
-            pixels = np.array(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise ValueError(f"{path} is not an image file PIL can read (PNG, JPG, ...): "
-                         f"{type(err).__name__}") from None
-    return torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
+    return torch.from_numpy(read_rgb8(path).copy()).permute(2, 0, 1).float() / 255
 
 
 def image_pair(source: str, target: str) -> Pairs:

@@ -189,17 +189,10 @@ def _chunk_digests(chunks: Path) -> set[str]:
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
-    """A JSON object written by this program, or a one-line refusal naming the file."""
-    fix = "move the run directory away or choose another hydra.run.dir"
-    if not path.is_file():
-        raise ValueError(f"{path}: not a regular file; {fix}")
-    try:
-        value = json.loads(path.read_bytes().decode("utf-8"))
-    except (OSError, ValueError) as err:  # JSON and UTF-8 errors are ValueErrors
-        raise ValueError(f"{path} is unreadable ({type(err).__name__}: {err}); {fix}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path} holds a JSON {type(value).__name__}, not the object bigroc writes; {fix}")
-    return value
+    """A JSON object this program wrote in a run directory, or a one-line refusal naming it."""
+    from bigroc.safe_load import read_json_object as read
+
+    return read(path, f"{path.name} of an earlier run (or choose another hydra.run.dir)")
 
 
 def check_run_dir(out_dir: Path, settings: dict[str, Any]) -> str:

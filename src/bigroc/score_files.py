@@ -46,6 +46,8 @@ def image_shape_of(path: Path) -> tuple[int, int]:
     try:
         shape, _ = npz_header(path, "arr_0")
     except (KeyError, ValueError, OSError, zipfile.BadZipFile) as err:
+        if isinstance(err, ValueError) and str(path) in str(err):  # its own refusal (a FIFO, a symlink member)
+            raise
         raise ValueError(f"{path} is not a readable .npz with arr_0 ({type(err).__name__}); {NPZ_FIX}") from None
     if len(shape) != 4 or shape[3] != 3:
         raise ValueError(f"{path}: arr_0 has shape {shape}, not (N, H, W, 3); {NPZ_FIX}")

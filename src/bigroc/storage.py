@@ -17,6 +17,8 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
+from bigroc.safe_load import regular_file, zip_symlink
+
 
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 
@@ -61,10 +63,21 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
 
 
 def npz_header(path: str | os.PathLike, key: str) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of member ``key`` of an ``.npz`` without reading its data."""
-    with zipfile.ZipFile(path) as zf, zf.open(f"{key}.npy") as f:
+    """Shape and dtype of member ``key`` of an ``.npz`` without reading its data.
+
+    Refused (ValueError): a path that is not a regular file, a symbolic-link member."""
+    with zipfile.ZipFile(regular_file(path, ".npz file")) as zf, zf.open(_member(zf, path, key)) as f:
         shape, _, dtype = _read_npy_header(f)
     return shape, dtype
+
+
+def _member(zf: zipfile.ZipFile, path: str | os.PathLike, key: str) -> zipfile.ZipInfo:
+    """The zip entry of array ``key``; refused when any member is a symbolic link."""
+    link = zip_symlink(zf)
+    if link is not None:
+        raise ValueError(f"{path}: member {link} is a symbolic link, which numpy never writes; write the file "
+                         "again with np.savez")
+    return zf.getinfo(f"{key}.npy")
 
 
 def _read_npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -88,10 +101,11 @@ def read_npz_array(path: str | os.PathLike, key: str) -> np.ndarray:
     once; its CRC is checked once, streaming, so a damaged byte is not read silently.
     Compressed members (``np.savez_compressed``) are read whole, up to
     ``MAX_DECOMPRESSED_BYTES``. Before any pixel is read, the size the array's header
-    declares must match what the zip stores: a header that lies is refused.
+    declares must match what the zip stores: a header that lies is refused, as are a path
+    that is not a regular file (a FIFO would block) and symbolic-link members.
     """
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo(f"{key}.npy")
+    with zipfile.ZipFile(regular_file(path, ".npz file")) as zf:
+        info = _member(zf, path, key)
         with zf.open(info) as f:
             shape, fortran, dtype = _read_npy_header(f)
             header_len = f.tell()

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from bigroc.data.augment import random_crop_flip
 from bigroc.data.loader import ResumableLoader
-from bigroc.safe_load import RefusedPickle, restricted_pickle_load
+from bigroc.safe_load import RefusedPickle, regular_file, restricted_pickle_load
 
 FOLDER = "cifar-10-batches-py"
 SPLIT_FILES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
@@ -58,8 +58,9 @@ def _corrupted(path: Path, err: Exception) -> ValueError:
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One pickle batch -> (uint8 (N, 3, 32, 32), int64 (N,)); both key conventions."""
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"CIFAR-10 file {path} is missing; {how_to_provide(path.parent.parent)}")
+    regular_file(path, "CIFAR-10 batch file")  # a FIFO would block the open below
     try:
         with open(path, "rb") as f:
             batch = restricted_pickle_load(f, PICKLE_GLOBALS, what=f"CIFAR-10 file {path}", encoding="bytes")

@@ -4,16 +4,21 @@
   optionally, integer labels (N,) under ``labels_key`` (``arr_1``). ``arr_0`` is read
   once and kept as uint8; images become float only per batch.
 - a folder of ``.png``/``.jpg``/``.jpeg`` files, taken in name order, converted to RGB by
-  Pillow and read per batch.
+  :func:`bigroc.images.read_rgb8`; each is decoded once when the source is made (so a
+  damaged file is named before the run writes anything), then again per batch.
 
 An explicit ``labels`` file (``.npy``, or text with one integer per line) gives or
 replaces the labels. With labels the source is conditional. ``generate`` ignores the
 seed: image ``i`` is the stored image ``i``.
+
+Every file is checked to be a regular file before it is opened (a FIFO would block), and
+what a file declares (an image's size, a ``.npy``'s shape) is checked before it is read.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -21,21 +26,24 @@ import numpy as np
 import torch
 
 from bigroc.generators.base import ImageSource, as_indices
+from bigroc.images import MAX_SIDE, check_side, read_rgb8  # noqa: F401 (MAX_SIDE: re-exported)
+from bigroc.safe_load import regular_file
 from bigroc.storage import npz_header, read_npz_array
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 NPZ_FIX = "write arr_0 as uint8 (N, H, W, 3) RGB, the ADM sample layout"
-# Larger images are refused before a pixel is decoded (a 16 KB PNG can declare 10^8 pixels).
-MAX_SIDE = 4096
-SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I")
+LABELS_FIX = "give a .npy of integers or a text file with one integer per line (generator.labels)"
+_INTEGER = re.compile(rb"\s*[+-]?[0-9]+\s*")
 
 
 def read_npz(path: Path, labels_key: str | None) -> tuple[np.ndarray, np.ndarray | None]:
     """(``arr_0`` uint8 NHWC, labels or None) of an ADM-style sample file, checked.
 
     ``arr_0`` is memory-mapped where the file stores it uncompressed (``np.savez``, ADM's
-    batches), so a 50 000-image ImageNet batch is read as it is used.
+    batches), so a 50 000-image ImageNet batch is read as it is used. A path that is not a
+    regular file (a FIFO would block the read) is refused by name.
     """
+    regular_file(path, "samples file (generator.path: an .npz or a folder of images)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = list(npz.files)
@@ -55,68 +63,97 @@ def read_npz(path: Path, labels_key: str | None) -> tuple[np.ndarray, np.ndarray
     return images, labels
 
 
-def check_side(width: int, height: int, where: str) -> None:
-    if max(width, height) > MAX_SIDE:
-        raise ValueError(f"{where}: images of {width}x{height} pixels are larger than bigroc reads "
-                         f"({MAX_SIDE} per side); resize them to the classifier's input size first")
-
-
-def _damaged(path: Path, err: Exception) -> ValueError:
-    return ValueError(f"{path} cannot be decoded ({type(err).__name__}: {err}): the file is damaged or incomplete; "
-                      "export it again or remove it from the folder")
-
-
 def image_files(folder: Path) -> tuple[list[Path], tuple[int, int]]:
     """The folder's image files in name order, and their common (width, height).
 
-    Every file's header is read and checked (size, and a PNG's chunk checksums) before
-    any pixel is decoded, so a damaged file is named now rather than mid-run.
+    Every file is decoded whole now (:func:`bigroc.images.read_rgb8`: a FIFO, a device, an
+    oversized, damaged or float image is refused by name) so that nothing fails mid-run.
     """
-    from PIL import Image
-
     files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name)
     if not files:
         raise ValueError(f"{folder} holds no .png/.jpg/.jpeg images; generator.path takes such a folder or an .npz")
-    sizes = {}
+    first: tuple[Path, tuple[int, int]] | None = None
     for f in files:
+        height, width = read_rgb8(f).shape[:2]
+        if first is None:
+            first = (f, (width, height))
+        elif (width, height) != first[1]:
+            (f0, (w0, h0)) = first
+            raise ValueError(f"{folder}: images differ in size ({f0.name} is {w0}x{h0}, {f.name} is "
+                             f"{width}x{height}); resize them to one size first")
+    return files, first[1]
+
+
+def _npy_labels(path: Path) -> np.ndarray:
+    """The array of a ``.npy`` labels file, after checking that its header declares no more
+    bytes than the file holds (numpy would allocate the declared size first)."""
+    with open(path, "rb") as f:
         try:
-            with Image.open(f) as im:
-                check_side(*im.size, str(f))
-                sizes.setdefault(im.size, f)
-                im.verify()
-        except Image.DecompressionBombError:  # so many pixels that Pillow refuses to open it
-            raise ValueError(f"{f}: the image is larger than bigroc reads ({MAX_SIDE} per side); resize it to the "
-                             "classifier's input size first") from None
-        except (OSError, SyntaxError) as err:  # Pillow's errors of bad files
-            raise _damaged(f, err) from None
-        if len(sizes) > 1:
-            (size0, f0), (size1, f1) = sizes.items()
-            raise ValueError(f"{folder}: images differ in size ({f0.name} is {size0[0]}x{size0[1]}, {f1.name} is "
-                             f"{size1[0]}x{size1[1]}); resize them to one size first")
-    return files, next(iter(sizes))
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+        except (ValueError, OSError, EOFError, SyntaxError) as err:
+            raise ValueError(f"{path}: not a readable .npy file ({str(err)[:120]}); {LABELS_FIX}") from None
+        data_bytes = path.stat().st_size - f.tell()
+    if dtype.hasobject:
+        raise ValueError(f"{path}: holds Python objects (dtype object), which are not read; {LABELS_FIX}")
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize  # Python ints: no overflow
+    if declared != data_bytes:
+        raise ValueError(f"{path}: its header declares shape {tuple(shape)} ({declared} bytes) but the file holds "
+                         f"{data_bytes} bytes of data: it is damaged or crafted; {LABELS_FIX}")
+    return np.load(path, allow_pickle=False)
 
 
-def read_labels(path: Path) -> np.ndarray:
-    """Labels from ``.npy`` or a text file with one integer per line."""
-    if not path.is_file():
-        raise ValueError(f"labels file {path} does not exist (generator.labels)")
-    if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+def _text_labels(path: Path, num_classes: int) -> np.ndarray:
+    """One integer in [0, num_classes) per non-blank line of a UTF-8/ASCII text file."""
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ValueError(f"{path}, line {line}: bytes that are not UTF-8 text; save the labels as UTF-8 (or ASCII) "
+                         "integers, one per line") from None
     values = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                values.append(int(line.strip()))
-            except ValueError:
-                raise ValueError(f"{path}, line {n}: {line.strip()!r} is not an integer label") from None
+    for n, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        shown = line.strip().decode()[:40]
+        if not _INTEGER.fullmatch(line):
+            raise ValueError(f"{path}, line {n}: {shown!r} is not an integer label; {LABELS_FIX}")
+        value = int(line) if len(line) < 400 else num_classes  # a 400-digit number is out of range anyway
+        if not 0 <= value < num_classes:
+            raise ValueError(f"{path}, line {n}: label {shown} is outside [0, {num_classes}), the valid class "
+                             f"indices; fix the label, or check generator.num_classes={num_classes}")
+        values.append(value)
     return np.asarray(values, dtype=np.int64)
+
+
+def read_labels(path: Path, num_classes: int) -> np.ndarray:
+    """Labels from ``.npy`` or a text file with one integer per line (in [0, num_classes)).
+
+    Refused by name: a missing or non-regular file, an ``.npz`` archive, a ``.npy`` whose
+    header lies about its size or that holds objects, text that is not UTF-8, and a text
+    label that is not an integer in range (the line is named).
+    """
+    if not path.exists():
+        raise ValueError(f"labels file {path} does not exist (generator.labels)")
+    path = regular_file(path, "labels file (generator.labels)")
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head.startswith(b"PK"):
+        raise ValueError(f"{path}: an npz archive (a zip of arrays), not a single array; pass a .npy (np.save) "
+                         "or a text file with one integer per line")
+    if head == b"\x93NUMPY" or path.suffix == ".npy":
+        return _npy_labels(path)
+    return _text_labels(path, num_classes)
 
 
 def check_labels(labels: np.ndarray, count: int, num_classes: int, where: str) -> np.ndarray:
     """Labels as int64 (N,), after checking length, dtype and range [0, num_classes)."""
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
-        raise ValueError(f"{where}: labels are {labels.dtype}, not integers")
+        raise ValueError(f"{where}: labels are {labels.dtype}, not integers; give integer class indices in "
+                         f"[0, {num_classes})")
     labels = labels.reshape(-1) if labels.ndim == 2 and 1 in labels.shape else labels
     if labels.ndim != 1 or len(labels) != count:
         raise ValueError(f"{where}: {labels.shape[0] if labels.ndim else 0} labels of shape {labels.shape} for "
@@ -125,24 +162,6 @@ def check_labels(labels: np.ndarray, count: int, num_classes: int, where: str) -
         raise ValueError(f"{where}: labels span [{labels.min()}, {labels.max()}], outside [0, {num_classes}); "
                          f"check generator.num_classes={num_classes}")
     return labels.astype(np.int64)
-
-
-def read_rgb8(path: Path) -> np.ndarray:
-    """An image file as uint8 (H, W, 3) RGB; 16-bit greyscale is scaled, not clipped."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            if im.mode in SIXTEEN_BIT_MODES:
-                grey = np.asarray(im).astype(np.int64)
-                if grey.min() < 0 or grey.max() > 65535:
-                    raise ValueError(f"{path}: {im.mode} pixels outside 0..65535; save it as 8- or 16-bit PNG")
-                return np.repeat(np.rint(grey / 257.0).astype(np.uint8)[..., None], 3, axis=2)
-            if im.mode == "F":
-                raise ValueError(f"{path} holds floating-point pixels (mode F); save it as an 8- or 16-bit PNG")
-            return np.asarray(im.convert("RGB"))
-    except (OSError, SyntaxError) as err:
-        raise _damaged(path, err) from None
 
 
 class SampleSource(ImageSource):
@@ -174,7 +193,7 @@ class SampleSource(ImageSource):
                 raise ValueError(f"{self.path}: arr_0 holds no images")
         self.count, self.image_size, self._shape = int(count), int(height), (int(height), int(width))
         if labels is not None:
-            stored, where = read_labels(Path(labels).expanduser()), str(labels)
+            stored, where = read_labels(Path(labels).expanduser(), self.num_classes), str(labels)
         else:
             where = f"{self.path} ({labels_key})"
         self._labels = None if stored is None else check_labels(stored, self.count, self.num_classes, where)

@@ -23,6 +23,7 @@ from torch import nn
 
 from bigroc.generators.base import Generator
 from bigroc.generators.weights import check_weights_choice
+from bigroc.safe_load import regular_file
 
 STYLEGAN_FORMAT = "an NVlabs stylegan2-ada-pytorch network-snapshot-*.pkl, read with generator.repo_path"
 
@@ -96,8 +97,9 @@ def build_stylegan2_ada(name: str, checkpoint: str | None = None, random_init: b
     check_weights_choice(name, checkpoint, random_init, STYLEGAN_FORMAT)
     legacy = _legacy_module(repo_path)
     path = Path(checkpoint).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"generator '{name}': checkpoint {path} does not exist (generator.checkpoint)")
+    regular_file(path, "StyleGAN2-ADA network pickle (generator.checkpoint)")  # a FIFO would block the open
     with open(path, "rb") as f:
         data = legacy.load_network_pkl(f)
     if not isinstance(data, dict) or not isinstance(data.get("G_ema"), nn.Module):

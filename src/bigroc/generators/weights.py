@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from bigroc.safe_load import read_torch_file
+from bigroc.safe_load import check_float_weights, read_json_object, read_torch_file, regular_file
 
 StateDict = dict[str, torch.Tensor]
 WRAPPER_KEYS = ("model_state_dict", "state_dict")
@@ -48,9 +48,9 @@ def _existing(path: str | os.PathLike, name: str) -> Path:
     from bigroc.shipped import resolve
 
     path = resolve(path).expanduser()  # shipped:NAME -> bigroc/weights/NAME.safetensors
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"generator '{name}': checkpoint {path} does not exist (generator.checkpoint)")
-    return path
+    return regular_file(path, f"generator '{name}' checkpoint (generator.checkpoint)")
 
 
 def _unwrap(obj: Any, path: Path, expected: str) -> StateDict:
@@ -77,10 +77,10 @@ def read_weights(path: str | os.PathLike, name: str, expected: str) -> tuple[Sta
         except Exception as err:  # truncated or foreign file
             raise ValueError(f"{path} is not a readable safetensors file: {err}") from None
         side = path.with_suffix(".json")
-        try:
-            meta = json.loads(side.read_text()) if side.is_file() else {}
-        except json.JSONDecodeError as err:
-            raise ValueError(f"sidecar {side} is not valid JSON: {err}") from None
+        meta = read_json_object(side, "generator sidecar (JSON)") if side.exists() else {}
+        if not isinstance(meta.get("format", ""), str):
+            raise ValueError(f"{side}: format is {json.dumps(meta['format'])[:60]}, not a string; fix the sidecar "
+                             "or export the generator again")
         return state, meta
     obj = read_torch_file(path, what=f"generator checkpoint ({expected})")
     return _unwrap(obj, path, expected), {}
@@ -92,8 +92,13 @@ def _listed(keys: list[str]) -> str:
 
 
 def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | os.PathLike, expected: str) -> None:
-    """``model.load_state_dict(state)`` with a short error naming the file and the mismatch."""
+    """``model.load_state_dict(state)`` with a short error naming the file and the mismatch.
+
+    A tensor that is not floating-point where the model's own is (int weights would be cast
+    silently) is refused by name.
+    """
     own = model.state_dict()
+    check_float_weights(state, path, integer_ok=lambda key: key in own and not own[key].is_floating_point())
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = [

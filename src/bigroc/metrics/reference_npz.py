@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from bigroc.safe_load import regular_file
 from bigroc.storage import npz_header, read_npz_array
 from bigroc.metrics.features import SPATIAL, network_tag
 from bigroc.metrics.reference import CACHE_FORMAT, ReferenceStats, cached_stats
@@ -71,11 +72,13 @@ def read_reference_npz(path: str | Path, num_features: int = 2048
     ``mu`` float64 (D,) and ``sigma`` float64 (D, D) come together or not at all, as do
     ADM's spatial ``mu_s`` (2023,) and ``sigma_s`` (2023, 2023) (``spatial``); ``images`` is
     ``arr_0``, uint8 (N, H, W, 3) with N >= 2, memory-mapped where stored uncompressed.
-    Raises a one-line ``ValueError`` naming the file and what is wrong.
+    Raises a one-line ``ValueError`` naming the file and what is wrong (a FIFO or a device
+    included: refused without being opened).
     """
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"reference {path} does not exist; set metrics.path to a reference batch .npz")
+    regular_file(path, "reference batch .npz (metrics.path)")
     try:
         with np.load(path, allow_pickle=False) as npz:
             keys = set(npz.files)

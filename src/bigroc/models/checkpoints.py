@@ -26,14 +26,24 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from bigroc.images import MAX_SIDE
 from bigroc.models.classifier import DEFAULT_STATS, Classifier, arch_name, build_classifier, parse_arch
-from bigroc.safe_load import read_torch_file
+from bigroc.safe_load import check_float_weights, read_json_object, read_torch_file, regular_file
 from bigroc.shipped import resolve as resolve_shipped
 from bigroc.shipped import shipped_weights
 from bigroc.models.resnet import DEPTHS
 
 SIDECAR_FORMAT = "bigroc-classifier"
 StateDict = dict[str, torch.Tensor]
+# The sidecar keys bigroc writes, and the JSON each must be (checked when present).
+_NUMBER = (int, float)
+SIDECAR_TYPES = {
+    "format": ((str,), "a string"),
+    "arch": ((str,), "a string"),
+    "num_classes": ((int,), "an integer"),
+    "width": (_NUMBER, "a number"),
+    "input_size": ((int, type(None)), f"an integer in [1, {MAX_SIDE}] or null"),
+}
 
 
 def sidecar_path(path: str | os.PathLike) -> Path:
@@ -54,14 +64,30 @@ def _read_safetensors(path: Path) -> tuple[StateDict, dict]:
         state = load_file(str(path))
     except (SafetensorError, OSError) as err:
         raise ValueError(f"{path} is not a readable safetensors file (truncated?): {err}") from None
-    meta: dict = {}
     side = sidecar_path(path)
-    if side.exists():
-        try:
-            meta = json.loads(side.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"sidecar {side} is not valid JSON: {err}") from None
+    meta = check_sidecar(read_json_object(side, "classifier sidecar (JSON)"), side) if side.exists() else {}
     return state, meta
+
+
+def check_sidecar(meta: dict, side: Path) -> dict:
+    """``meta`` after checking the JSON types of the keys bigroc writes (and ``mean``/``std``:
+    three numbers); a wrong one is named with the type expected."""
+    for key, (types, expected) in SIDECAR_TYPES.items():
+        value = meta.get(key)
+        if key in meta and (isinstance(value, bool) or not isinstance(value, types)):
+            raise ValueError(f"{side}: {key} is {json.dumps(value)[:60]}, not {expected}; fix the sidecar or "
+                             "export the classifier again")
+    size = meta.get("input_size")
+    if size is not None and not 1 <= size <= MAX_SIDE:
+        raise ValueError(f"{side}: input_size is {size}, outside [1, {MAX_SIDE}]; fix the sidecar or export the "
+                         "classifier again")
+    for key in ("mean", "std"):
+        value = meta.get(key)
+        if key in meta and not (isinstance(value, list) and len(value) == 3
+                                and all(isinstance(v, _NUMBER) and not isinstance(v, bool) for v in value)):
+            raise ValueError(f"{side}: {key} is {json.dumps(value)[:60]}, not a list of three numbers; fix the "
+                             "sidecar or export the classifier again")
+    return meta
 
 
 def _state_dict_of(obj: Any, path: Path) -> StateDict:
@@ -144,19 +170,26 @@ def load_classifier(
     Returns:
         The classifier in eval mode on the CPU, with the sidecar's contents (or ``{}``)
         in ``.meta``.
+
+    Raises:
+        ValueError: one line naming the file: not a regular file, unreadable, weights that
+            are not floating-point (BatchNorm's step counters aside), a sidecar of wrong
+            JSON types, weights that fit no ResNet.
     """
     path = resolve_shipped(path)
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(
             f"classifier checkpoint {path} does not exist; set classifier.checkpoint to a "
             ".safetensors export, a MadryLab .pt checkpoint or a state-dict file"
         )
+    regular_file(path, "classifier checkpoint (classifier.checkpoint)")
     meta: dict = {}
     if path.suffix == ".safetensors":
         raw, meta = _read_safetensors(path)
     else:
         raw = _state_dict_of(_read_pickle(path, allow_unsafe_pickle), path)
+    check_float_weights(raw, path, integer_ok=lambda key: key.endswith("num_batches_tracked"))
     net_state, stats = _split_normalizer(raw)
     try:
         arch, num_classes, width = infer_arch(net_state)
