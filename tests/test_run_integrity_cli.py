@@ -77,7 +77,7 @@ def test_chunks_of_other_settings_are_never_reused(tmp_path, score_cache):
 
 REFUSED = [
     (["num_samples=0"], ["num_samples must be in [1, 10000000]"]),
-    (["batch_size=0"], ["batch_size must be in [1, 10000000]"]),
+    (["batch_size=0"], ["batch_size must be 'auto' or an integer in [1, 10000000]"]),
     (["seed=abc"], ["seed must be an integer", "'abc'"]),
     (["classifier=resnet18_narrow", "classifier.num_classes=100", "classifier.checkpoint=null"],
      ["predicts 100 classes"]),
