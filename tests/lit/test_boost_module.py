@@ -152,3 +152,23 @@ def test_bf16_boosting_leaves_the_generators_images_in_float32(tiny_classifier, 
     idx = torch.arange(4)
     assert torch.equal(chunks["32-true"].load(idx)["base"], chunks["bf16-mixed"].load(idx)["base"])
     assert finals["32-true"]["base/target_prob"] == finals["bf16-mixed"]["base/target_prob"]
+
+
+def test_the_batch_size_changes_no_result(tiny_classifier, tmp_path):
+    """What batch_size=auto relies on: every image is boosted and measured on its own, so the
+    written images and the run's numbers are those of any other batch size (float64 here, so
+    the comparison holds on every CPU's kernels)."""
+    classifier = tiny_classifier.double()
+    results = {}
+    for batch_size in (3, 10):
+        chunks = ChunkStore(tmp_path / f"b{batch_size}")
+        module = Boost(samples(tmp_path, labels=False), classifier, ATTACK, calibration_samples=8, chunks=chunks)
+        module.double()
+        final = run(module, batch_size=batch_size)
+        images = torch.cat([torch.from_numpy(np.load(p)["boosted"]) for p in sorted(chunks.root.glob("*.npz"))])
+        results[batch_size] = (final, images)
+    (small, x_small), (large, x_large) = results[3], results[10]
+    assert torch.equal(x_small, x_large)
+    assert small["labels/histogram"] == large["labels/histogram"]
+    for key in ("base/target_prob", "boosted/target_prob", "boosted/delta_l2"):
+        assert small[key] == pytest.approx(large[key], rel=1e-6), key  # float32 running means
