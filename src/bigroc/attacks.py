@@ -9,6 +9,7 @@ result for one image does not depend on the rest of its batch.
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -36,6 +37,9 @@ def _per_sample_norm(t: torch.Tensor) -> torch.Tensor:
 class AttackSpec:
     """An attack's hyperparameters, as configured under ``conf/attack/``.
 
+    ``stop_at`` and ``doubt_step`` make boosting confidence-aware (off by default, see
+    :func:`confidence_rules`); training and evaluation attacks ignore them.
+
     Boosting runs it targeted (:func:`bigroc.boost.bigroc`), adversarial training
     untargeted (:func:`pgd`). ``eps`` and ``step_size`` are in [0, 1] pixel units;
     ``step_size=None`` means each use's default: :attr:`boost_step_size` (``eps / steps``)
@@ -49,10 +53,13 @@ class AttackSpec:
     norm: str = "l2"
     random_start: bool = False
     use_best: bool = False
+    stop_at: float | None = None
+    doubt_step: bool = False
 
     def __post_init__(self) -> None:
         step = 0.0 if self.step_size is None else self.step_size
         check_attack_args(eps=self.eps, steps=self.steps, step_size=step, norm=self.norm)
+        check_confidence_args(self.stop_at, self.doubt_step)
 
     @property
     def boost_step_size(self) -> float:
@@ -98,6 +105,29 @@ def linf_project(x: torch.Tensor, x0: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 _STEPS = {"l2": (l2_step, l2_project), "linf": (linf_step, linf_project)}
+
+
+def check_confidence_args(stop_at: float | None, doubt_step: bool) -> None:
+    """``stop_at`` in (0, 1) or None; ``doubt_step`` a bool."""
+    if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, (int, float))
+                                or not 0 < stop_at < 1):
+        raise ValueError(f"attack.stop_at must be a probability in (0, 1) or null, got {stop_at!r}; e.g. "
+                         "attack.stop_at=0.9")
+    if not isinstance(doubt_step, bool):
+        raise ValueError(f"attack.doubt_step must be true or false, got {doubt_step!r}")
+
+
+def confidence_rules(stop_at: float | None, doubt_step: bool) -> tuple[LossFn | None, LossFn | None]:
+    """:func:`descend`'s ``moving`` and ``step_scale`` for a targeted cross-entropy loss.
+
+    The loss of a targeted attack is -log p(target), so p = exp(-loss):
+    - ``stop_at``: an image moves while p < ``stop_at``; from the first iterate where p
+      reaches it, it keeps that iterate (an image already there is returned unchanged);
+    - ``doubt_step``: each image's step is scaled by its remaining doubt, 1 - p.
+    """
+    moving = None if stop_at is None else (lambda loss: loss > -math.log(stop_at))
+    scale = (lambda loss: -torch.expm1(-loss)) if doubt_step else None  # 1 - p, exact near p = 1
+    return moving, scale
 
 
 def check_in_ball(x_adv: torch.Tensor, x0: torch.Tensor, *, eps: float, norm: str) -> None:
@@ -151,6 +181,8 @@ def descend(
     norm: str = "l2",
     x_start: torch.Tensor | None = None,
     use_best: bool = False,
+    moving: LossFn | None = None,
+    step_scale: LossFn | None = None,
 ) -> torch.Tensor:
     """Projected gradient descent on ``loss_fn`` inside the eps-ball around ``x``.
 
@@ -165,6 +197,10 @@ def descend(
         x_start: first iterate (default ``x``); it is projected into the ball first.
         use_best: return each sample's iterate of lowest loss (MadryLab's ``use_best``;
             one more forward pass) instead of the last one.
+        moving: maps the losses (N,) of the current iterates to whether each sample still
+            moves (bool (N,)); a sample that stops keeps its iterate to the end. The loop
+            ends early once none moves. None: every sample takes every step.
+        step_scale: maps the losses (N,) to a factor (N,) of each sample's step length.
 
     Returns:
         The last (or best) iterate, detached, (N, 3, H, W) in [0, 1] and within the ball.
@@ -176,6 +212,7 @@ def descend(
     x0 = x.detach()
     x_adv = project(x0 if x_start is None else x_start.detach(), x0, eps)
     best: tuple[torch.Tensor, torch.Tensor] | None = None
+    still = torch.ones(x0.shape[0], dtype=torch.bool, device=x0.device)
     for _ in range(steps):
         x_adv.requires_grad_(True)
         with torch.enable_grad():  # also inside no_grad evaluation loops
@@ -187,13 +224,27 @@ def descend(
             raise ValueError("the loss or its input gradient is not finite (NaN or inf): the model's weights or "
                              "normaliser are damaged, or its precision overflowed")
         with torch.no_grad():
+            losses = losses.detach()
             if use_best:
-                best = _keep_lowest(x_adv.detach(), losses.detach(), best)
-            x_adv = project(step(x_adv, -grad, step_size), x0, eps)
+                best = _keep_lowest(x_adv.detach(), losses, best)
+            size = step_size if step_scale is None else step_size * _per_sample(step_scale(losses), x0)
+            moved = project(step(x_adv, -grad, size), x0, eps)
+            if moving is None:
+                x_adv = moved
+                continue
+            still &= moving(losses)
+            x_adv = torch.where(_per_sample(still, x0), moved, x_adv.detach())
+            if not still.any():
+                break
     if use_best:
         with torch.no_grad():
             x_adv = _keep_lowest(x_adv, loss_fn(x_adv), best)[0]
     return x_adv.detach()
+
+
+def _per_sample(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(N,) values shaped (N, 1, ..., 1) to broadcast over ``like``'s samples."""
+    return values.view(-1, *([1] * (like.dim() - 1)))
 
 
 def _keep_lowest(
@@ -230,6 +281,8 @@ def pgd(
     use_best: bool = False,
     generator: torch.Generator | None = None,
     precision: str = "32",
+    stop_at: float | None = None,
+    doubt_step: bool = False,
 ) -> torch.Tensor:
     """Projected gradient descent (targeted) or ascent (untargeted) on cross-entropy.
 
@@ -253,6 +306,9 @@ def pgd(
         precision: ``"32"``, ``"bf16"`` (the model's passes under bf16 autocast on
             ``x.device``; the steps, projection and result stay float32) or ``"auto"``
             (bf16 where the device has bf16 units: :mod:`bigroc.precision`).
+        stop_at, doubt_step: confidence-aware steps of a targeted attack
+            (:func:`confidence_rules`): stop each image once p(target) >= ``stop_at``; scale
+            each step by 1 - p(target).
 
     Returns:
         x_adv: float (N, 3, H, W) in [0, 1] with ||x_adv - x|| <= eps per sample.
@@ -264,6 +320,10 @@ def pgd(
     check_attack_args(eps=eps, steps=steps, step_size=step_size, norm=norm)
     y = y.to(x.device) if isinstance(y, torch.Tensor) else y
     check_labels(y, batch=x.shape[0], num_classes=num_classes_of(model, x))
+    check_confidence_args(stop_at, doubt_step)
+    if not targeted and (stop_at is not None or doubt_step):
+        raise ValueError("stop_at and doubt_step measure p(target): they apply to targeted attacks (boosting) only")
+    moving, step_scale = confidence_rules(stop_at, doubt_step)
     sign = 1.0 if targeted else -1.0
     cast = resolve_precision(precision, x.device.type)
 
@@ -276,5 +336,5 @@ def pgd(
     with eval_mode(model):
         return descend(
             loss_fn, x, eps=eps, steps=steps, step_size=step_size, norm=norm, x_start=x_start,
-            use_best=use_best,
+            use_best=use_best, moving=moving, step_scale=step_scale,
         )

@@ -94,6 +94,8 @@ def bigroc(
     logit_shift: torch.Tensor | None = None,
     use_best: bool = False,
     precision: str = "32",
+    stop_at: float | None = None,
+    doubt_step: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Boost generated images: targeted PGD towards their class under a robust classifier.
 
@@ -113,6 +115,11 @@ def bigroc(
         use_best: return each image's iterate of highest target probability, not the last.
         precision: ``"32"``, ``"bf16"`` or ``"auto"``: the classifier's arithmetic in the
             attack (see :func:`bigroc.attacks.pgd`).
+        stop_at: confidence-aware boosting: an image stops moving once the classifier gives
+            its target a probability of at least ``stop_at`` (it keeps that iterate; one the
+            classifier is already sure of is returned unchanged). None: every image takes
+            every step (the paper's algorithm).
+        doubt_step: scale each image's step by its remaining doubt, 1 - p(target).
 
     Returns:
         (x_boost, y): boosted images (N, 3, H, W) in [0, 1] within eps of ``x``, and the
@@ -128,5 +135,5 @@ def bigroc(
             "logit_shift, not both"
         )
     x_boost = pgd(classifier, x, y, eps=eps, steps=steps, step_size=step_size, norm=norm, targeted=True,
-                  use_best=use_best, precision=precision)
+                  use_best=use_best, precision=precision, stop_at=stop_at, doubt_step=doubt_step)
     return x_boost, y.to(x.device)

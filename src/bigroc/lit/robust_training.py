@@ -73,6 +73,9 @@ class RobustTraining(L.LightningModule):
         val_eps, test_eps = tuple(map(float, val_eps)), tuple(map(float, test_eps))
         milestones = tuple(map(int, milestones))
         self.save_hyperparameters(ignore=["classifier", "attack"])
+        if attack.stop_at is not None or attack.doubt_step:
+            raise ValueError("attack.stop_at and attack.doubt_step make boosting confidence-aware; robust training "
+                             "runs untargeted PGD, which they do not apply to: leave them at null and false")
         self.classifier, self.attack = classifier, attack
         self.train_step_size = attack.madry_step_size
         if channels_last:
