@@ -55,7 +55,7 @@ def main(cfg: DictConfig) -> None:
     for label, classifier in classifiers.items():
         frames = interpolate(classifier, pairs.sources, pairs.targets, c, steps=cfg.steps,
                              step_size=cfg.step_size, layers=layers, weights=weights,
-                             batch_size=cfg.batch_size)
+                             batch_size=cfg.batch_size, progress=f"interpolation ({label})")
         runs[label] = job.measure(classifier, frames, pairs, layers=layers, weights=weights)
 
     # Everything is computed before the first file is written.

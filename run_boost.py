@@ -9,9 +9,10 @@
     python run_boost.py trainer=ddp                               # all GPUs of the machine
 
 Writes to the run directory: metrics.json (base/... and boosted/... scores, settings),
-samples_base.npz and samples_boosted.npz (ADM layout), grid_before_after.png and
-label_histograms.png. A killed run started again with the same command (and run
-directory) resumes from the batches it had finished.
+summary.md (the table of scores the run prints last), samples_base.npz and
+samples_boosted.npz (ADM layout), grid_before_after.png and label_histograms.png. A killed
+run started again with the same command (and run directory) resumes from the batches it
+had finished. Progress comes as plain lines when the output is a file or a pipe.
 """
 
 import hydra
@@ -31,12 +32,14 @@ def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
+    from bigroc import progress
     from bigroc.run_state import (DIGEST_KEY, check_run_dir, clean_finished_run, prepare_run_dir, recorded_setting,
                                   run_settings)
 
     # 1. Compose: the settings, and what the run directory already holds (only read; before
     # Lightning is imported, so a refused setting is answered in seconds).
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    progress.set_enabled(cfg.trainer.enable_progress_bar)  # every stage's progress lines, not only the bar's
     attack = instantiate(cfg.attack)  # an AttackSpec, checked
     settings = run_settings(cfg, attack)
     if check_run_dir(out_dir, settings) == "done":
@@ -46,32 +49,35 @@ def main(cfg: DictConfig) -> None:
     # 2. Build every part once, checked, before the first write.
     from bigroc import report
     from bigroc.entry import launched_rank_zero, quiet_lightning, start_run_record
-    from bigroc.lit.progress import StageProgressBar
+    from bigroc.lit.progress import progress_callbacks
     from bigroc.loggers import finish_loggers, log_run
     from bigroc.pipeline import build_job, choose_batch_size, run_job
     from bigroc.storage import ChunkStore
+    from bigroc.summary_table import score_table
 
     quiet_lightning()  # after Lightning's import: its messages once, through the job's handlers
     job = build_job(cfg, attack)
     if not job.scores:
         print(job.scoring.reason)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
-    bar = [StageProgressBar("boosting and scoring" if job.scores else "boosting")] if cfg.trainer.enable_progress_bar else []
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=bar)
-    batch, choice = choose_batch_size(job, trainer.strategy.root_device, recorded_setting(out_dir, "batch_size_used"))
+    bar, bar_on = progress_callbacks("boosting and scoring" if job.scores else "boosting",
+                                     cfg.trainer.enable_progress_bar)
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=bar, enable_progress_bar=bar_on)
+    recorded = [recorded_setting(out_dir, k) for k in ("batch_size_used", "batch_size_choice")]
+    batch, choice = choose_batch_size(job, trainer.strategy.root_device, None if None in recorded else recorded)
     settings = {**settings, "batch_size_used": batch, "batch_size_choice": choice}
     if launched_rank_zero():  # DDP processes that Lightning starts find the directory ready
         prepare_run_dir(out_dir, settings)
         start_run_record(out_dir, cfg)
     # 3. Run: boost and score every seed, samples and figures on disk.
     result = run_job(job, trainer, out_dir, settings)
-    # 4. Report: metrics.json, the experiment logger, one line.
+    # 4. Report: metrics.json, summary.md, the experiment logger, the table of scores.
     if trainer.is_global_zero:
         report.write_metrics(out_dir, result.metrics)
+        report.write_summary(out_dir, result.metrics)
         report.remove_chunks(ChunkStore(out_dir / ".chunks"))
         log_run(logger, result.metrics, result.figures, cfg)
-        print({k: round(v, 4) for k, v in result.metrics.items() if k.startswith(("base/", "boosted/"))
-               and isinstance(v, float)})
+        print(score_table(result.metrics))
     finish_loggers(logger)
 
 
@@ -83,6 +89,7 @@ def score_if_unscored(cfg: DictConfig, out_dir) -> None:
     from bigroc import report
     from bigroc.score_files import is_unscored, score_finished_run
     from bigroc.scoring import prepare_scoring
+    from bigroc.summary_table import score_table
 
     metrics = report.read_metrics(out_dir)
     if not (cfg.metrics and is_unscored(metrics)):
@@ -94,8 +101,8 @@ def score_if_unscored(cfg: DictConfig, out_dir) -> None:
         return
     metrics = score_finished_run(out_dir, metrics, scoring)
     report.write_metrics(out_dir, metrics)
-    print(f"scored the saved samples of {out_dir}:",
-          {k: round(v, 4) for k, v in metrics.items() if k.startswith(("base/", "boosted/")) and isinstance(v, float)})
+    report.write_summary(out_dir, metrics)
+    print(f"scored the saved samples of {out_dir}:\n{score_table(metrics)}")
 
 
 if __name__ == "__main__":

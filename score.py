@@ -4,7 +4,8 @@
     python score.py samples=outputs/boost/vae/RUN_DIR data.root=data  # a run's base and boosted samples
     python score.py samples=samples.npz metrics=reference_npz metrics.path=VIRTUAL_imagenet128_labeled.npz
 
-Writes scores.json to the run directory (outputs/score/DATE/TIME/) and prints the scores.
+Writes scores.json to the run directory (outputs/score/DATE/TIME/) and prints the scores as
+a table, one column per scored file (a run directory: base, boosted and the change).
 """
 
 import hydra
@@ -16,7 +17,6 @@ from bigroc.entry import refusals_in_one_line
 @hydra.main(config_path="conf", config_name="score", version_base="1.3")
 @refusals_in_one_line
 def main(cfg: DictConfig) -> None:
-    import json
     from pathlib import Path
 
     from hydra.core.hydra_config import HydraConfig
@@ -27,6 +27,7 @@ def main(cfg: DictConfig) -> None:
     from bigroc.run_state import DIGEST_KEY, config_digest, finished_result
     from bigroc.score_files import image_shape_of, samples_to_score, score_samples
     from bigroc.scoring import check_reference_fits, prepare_scoring
+    from bigroc.summary_table import score_table
 
     quiet_lightning()  # after Lightning's import: its messages once, through the job's handlers
 
@@ -49,7 +50,7 @@ def main(cfg: DictConfig) -> None:
         raise ValueError(why_not)
     scores = {**score_samples(stages, scoring), **scoring.info, "samples": str(target), DIGEST_KEY: digest}
     write_json(out_dir / "scores.json", scores)
-    print(json.dumps({k: round(v, 4) for k, v in scores.items() if isinstance(v, float)}))
+    print(score_table(scores, list(stages)))
 
 if __name__ == "__main__":
     main()

@@ -30,6 +30,7 @@ def main(cfg: DictConfig) -> None:
 
     from bigroc.entry import checked_resume_path, quiet_lightning
     from bigroc.lit.export import export_generator
+    from bigroc.lit.progress import progress_callbacks
     from bigroc.lit.signals import EXIT_STATUS, SIGTERMException, StopOnSigterm
     from bigroc.loggers import finish_loggers
 
@@ -41,7 +42,9 @@ def main(cfg: DictConfig) -> None:
     module = instantiate(cfg.module)
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     stop = StopOnSigterm(Path(cfg.checkpoint.dirpath) / "last.ckpt")
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint), stop])
+    bar, bar_on = progress_callbacks("test", cfg.trainer.enable_progress_bar)  # plain lines in a log file
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint), stop, *bar],
+                          enable_progress_bar=bar_on)
 
     start = time.perf_counter()
     try:

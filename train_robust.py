@@ -26,6 +26,7 @@ def main(cfg: DictConfig) -> None:
 
     from bigroc.entry import checked_resume_path, quiet_lightning
     from bigroc.lit import export_trained
+    from bigroc.lit.progress import progress_callbacks
     from bigroc.lit.signals import EXIT_STATUS, SIGTERMException, StopOnSigterm
     from bigroc.loggers import finish_loggers
 
@@ -39,7 +40,9 @@ def main(cfg: DictConfig) -> None:
                          _convert_="object")
     logger = instantiate(cfg.logger) if cfg.get("logger") else False
     stop = StopOnSigterm(Path(cfg.checkpoint.dirpath) / "last.ckpt")
-    trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint), stop])
+    bar, bar_on = progress_callbacks("final test", cfg.trainer.enable_progress_bar)  # plain lines in a log file
+    trainer = instantiate(cfg.trainer, logger=logger, callbacks=[instantiate(cfg.checkpoint), stop, *bar],
+                          enable_progress_bar=bar_on)
 
     try:
         trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
@@ -47,12 +50,14 @@ def main(cfg: DictConfig) -> None:
         finish_loggers(logger)
         sys.exit(EXIT_STATUS)
     train_seconds = module.train_seconds  # summed over the processes of a resumed run
-    test_metrics = trainer.test(module, datamodule=data)[0] if cfg.test else {}
+    test_metrics = trainer.test(module, datamodule=data, verbose=False)[0] if cfg.test else {}
 
     if trainer.is_global_zero:
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         path = export_trained(module, data, trainer, out_dir=out_dir, test_metrics=test_metrics,
                               train_seconds=train_seconds, madry_layout=cfg.export_madry)
+        if test_metrics:  # one line, not Lightning's table
+            print(", ".join(f"{k} {v:.4f}" for k, v in test_metrics.items()))
         print(f"exported {path} ({train_seconds / 60:.1f} min of training)")
     finish_loggers(logger)
 

@@ -39,10 +39,11 @@ def main() -> None:
     args = parser.parse_args()
     print(describe_machine())
     x, _ = read_cifar10(args.data_root, "train")
+    x = x.permute(0, 2, 3, 1).numpy()  # NHWC uint8
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         for i, image in enumerate(x[: args.images]):
-            Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0))).save(folder / f"{i:06d}.png")
+            Image.fromarray(np.ascontiguousarray(image)).save(folder / f"{i:06d}.png")
         size = sum(p.stat().st_size for p in folder.iterdir())
         os.sync()
         with CoreWatch() as watch:

@@ -38,21 +38,32 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 from external_groups import GROUPS, Group, write_group  # noqa: E402
 
+from bigroc.progress import Progress  # noqa: E402
+
 MAIN_EPS = 1.0
 SWEEP_EPS = (0.5, 1.0, 2.0)
 LINF_PERCENTILE = 70
 
 
-def _run_boost(sweep_dir: Path, paths: list[Path], overrides: list[str], extra: list[str]) -> None:
+def _run_boost(sweep_dir: Path, paths: list[Path], overrides: list[str], extra: list[str],
+               progress: Progress) -> None:
     """One multirun of run_boost.py over ``paths`` (and any swept override). The variant's own
-    ``overrides`` come last, so ``extra`` (precision, --quick's sizes) cannot undo what defines it."""
+    ``overrides`` come last, so ``extra`` (precision, --quick's sizes) cannot undo what defines it.
+    ``progress`` counts the runs it finishes."""
     if _finished(sweep_dir) >= len(paths) * _jobs_per_path(overrides):
         return
     cmd = [sys.executable, str(REPO / "run_boost.py"), "-m", "generator=samples",
            "generator.path=" + ",".join(str(p) for p in paths), "num_samples=all", "logger=none",
            f"hydra.sweep.dir={sweep_dir}", *extra, *overrides]
     print("$", " ".join(cmd[1:]), flush=True)
+    before = _finished(sweep_dir)
     subprocess.run(cmd, cwd=REPO, check=True)
+    progress.update(_finished(sweep_dir) - before)
+
+
+def _to_run(sweep_dir: Path, paths: list[Path], overrides: list[str]) -> int:
+    """Runs of a variant not finished yet."""
+    return max(len(paths) * _jobs_per_path(overrides) - _finished(sweep_dir), 0)
 
 
 def _jobs_per_path(overrides: list[str]) -> int:
@@ -84,20 +95,26 @@ def linf_matched_eps(run_dir: Path, percentile: float = LINF_PERCENTILE) -> floa
 
 
 def run_all(groups: list[Group], paths: dict[str, Path], out: Path, extra: list[str], quick: bool) -> None:
+    """Every variant's multirun; a progress line (runs done of those left, time left) after each."""
     everything = [paths[g.name] for g in groups]
-    sweep = [MAIN_EPS] if quick else list(SWEEP_EPS)
-    _run_boost(out / "eps", everything, ["epsilon=" + ",".join(map(str, sweep))], extra)
     unconditional = [paths[g.name] for g in groups if not g.conditional]
-    _run_boost(out / "debias", unconditional, [f"epsilon={MAIN_EPS}", "debias=none,balanced"], extra)
-    _run_boost(out / "steps7", everything, [f"epsilon={MAIN_EPS}", "steps=7"], extra)
-    _run_boost(out / "small", everything, [f"epsilon={MAIN_EPS}", "classifier=cifar10_l2_small"], extra)
-    # L-inf, matched to each group's L2 eps-1.0 run; groups of one matched eps share a multirun
-    by_eps: dict[float, list[Path]] = {}
-    for run_dir, m in runs(out / "eps"):
-        if m["eps"] == MAIN_EPS:
-            by_eps.setdefault(linf_matched_eps(run_dir), []).append(paths[group_of(m)])
-    for eps, group_paths in sorted(by_eps.items()):
-        _run_boost(out / f"linf_{eps:g}", sorted(group_paths), ["attack=linf", f"epsilon={eps}"], extra)
+    sweep = [MAIN_EPS] if quick else list(SWEEP_EPS)
+    variants = [(out / "eps", everything, ["epsilon=" + ",".join(map(str, sweep))]),
+                (out / "debias", unconditional, [f"epsilon={MAIN_EPS}", "debias=none,balanced"]),
+                (out / "steps7", everything, [f"epsilon={MAIN_EPS}", "steps=7"]),
+                (out / "small", everything, [f"epsilon={MAIN_EPS}", "classifier=cifar10_l2_small"])]
+    linf_left = max(len(groups) - sum(_finished(d) for d in out.glob("linf_*")), 0)  # one L-inf run per group
+    total = sum(_to_run(*v) for v in variants) + linf_left
+    with Progress("external results", total, unit="runs") as progress:
+        for sweep_dir, variant_paths, overrides in variants:
+            _run_boost(sweep_dir, variant_paths, overrides, extra, progress)
+        # L-inf, matched to each group's L2 eps-1.0 run; groups of one matched eps share a multirun
+        by_eps: dict[float, list[Path]] = {}
+        for run_dir, m in runs(out / "eps"):
+            if m["eps"] == MAIN_EPS:
+                by_eps.setdefault(linf_matched_eps(run_dir), []).append(paths[group_of(m)])
+        for eps, group_paths in sorted(by_eps.items()):
+            _run_boost(out / f"linf_{eps:g}", sorted(group_paths), ["attack=linf", f"epsilon={eps}"], extra, progress)
 
 
 # -- the tables ----------------------------------------------------------------------------

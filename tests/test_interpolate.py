@@ -120,7 +120,7 @@ def test_weights_pick_the_objective(tiny_classifier, pair):
     (lambda s, t, kw: (s, t, {**kw, "layers": ["layer4"], "weights": [-1.0]}), "weights must be finite"),
     (lambda s, t, kw: (s * 2, t, kw), r"source values must lie in \[0, 1\]"),
     (lambda s, t, kw: (s, t.masked_fill(t > 0.5, math.inf), kw), "target contains NaN or infinite"),
-    (lambda s, t, kw: (s, t, {**kw, "steps": 0}), "steps must be an integer >= 1"),
+    (lambda s, t, kw: (s, t, {**kw, "steps": 0}), "steps must be an integer in \\[1, 10000\\]"),
     (lambda s, t, kw: (s, t, {**kw, "layers": ["fc"]}), "unknown layer 'fc'"),
 ])
 def test_bad_input_gets_one_clear_line(tiny_classifier, pair, change, match):

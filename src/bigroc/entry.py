@@ -24,10 +24,14 @@ from typing import Any, Callable
 REFUSALS = (ValueError, OSError)
 SIGTERM_EXIT = 128 + signal.SIGTERM  # what a shell reports for a process ended by SIGTERM
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
-# Lightning's advertisements and notes about defaults nobody set, and what libraries say of
-# themselves on import (numexpr's thread count, matplotlib's first font scan): not events of the run.
+# Lightning's advertisements, notes about defaults nobody set and its machinery (the
+# accelerators it found, device and process set-up), and what libraries say of themselves on
+# import (numexpr's thread count, matplotlib's first font scan): not events of the run.
 NOISE = ("\N{ELECTRIC LIGHT BULB} Tip:", "was configured so 100% of the batches", "NumExpr defaulting to",
-         "generated new fontManager")
+         "generated new fontManager", "GPU available: ", "TPU available: ", "HPU available: ",
+         "CUDA_VISIBLE_DEVICES: [", "to estimate number of stepping batches", "Initializing distributed: ",
+         "All distributed processes registered", "Your model can run with static graph optimizations",
+         "that has Tensor Cores. To properly utilize them")
 
 
 class _DropNoise(logging.Filter):
@@ -45,6 +49,8 @@ def quiet_libraries() -> None:
     for handler in logging.getLogger().handlers:
         handler.addFilter(_DropNoise())
     warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # the index batches of a boosting run need no loader workers (images are made on the device)
+    warnings.filterwarnings("ignore", message=r".*does not have many workers which may be a bottleneck")
     warnings.formatwarning = _one_line_warning
 
 
@@ -55,7 +61,10 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 def quiet_lightning() -> None:
     """Import Lightning and take away the stderr handlers it adds to its loggers, so its
-    messages reach the console once, through the job's handlers."""
+    messages reach the console once, through the job's handlers (whose filters drop
+    :data:`NOISE`); warnings stay one line each (Lightning's import sets its own format)."""
+    import warnings
+
     import lightning.pytorch  # noqa: F401 - the import adds the handlers
 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
@@ -63,6 +72,7 @@ def quiet_lightning() -> None:
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
         logger.propagate = True
+    warnings.formatwarning = _one_line_warning
 
 
 def _one_line(err: BaseException) -> str:

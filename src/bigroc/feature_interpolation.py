@@ -26,6 +26,7 @@ from torch import nn
 
 from bigroc.attacks import descend, eval_mode, madry_step_size
 from bigroc.checks import check_attack_args, check_images
+from bigroc.progress import Progress, print_line, silent
 
 STAGE = re.compile(r"(model\.)?layer\d+")
 
@@ -189,6 +190,7 @@ def interpolate(
     layers: Sequence[str] | None = None,
     weights: Sequence[float] | None = None,
     batch_size: int | None = None,
+    progress: str | None = None,
 ) -> torch.Tensor:
     """Frames from ``source`` towards ``target`` in the classifier's feature space.
 
@@ -209,6 +211,7 @@ def interpolate(
         layers: module names to match (see :func:`resolve_layers`); default the stages.
         weights: one weight >= 0 per layer (default all 1).
         batch_size: frames optimised together (default all); results do not depend on it.
+        progress: the stage's name in plain progress lines (:mod:`bigroc.progress`); None: no lines.
 
     Returns:
         Frames of shape (len(c), *source.shape): (len(c), 3, H, W) for one image, else
@@ -237,12 +240,14 @@ def interpolate(
     ratio = torch.tensor(ratios, dtype=xs.dtype, device=xs.device).repeat_interleave(n)
     eps = (ratio * (goals - starts).flatten(1).norm(dim=1)).view(-1, 1, 1, 1)
     size = batch_size or len(starts)
-    with eval_mode(classifier):
-        frames = torch.cat([
-            _match_features(classifier, starts[i:i + size], goals[i:i + size], eps[i:i + size],
-                            steps=steps, step_size=step_size, layers=names, weights=w)
-            for i in range(0, len(starts), size)
-        ])
+    parts = []
+    write = print_line if progress else silent
+    with eval_mode(classifier), Progress(progress or "", len(starts), unit="frames", write=write) as bar:
+        for i in range(0, len(starts), size):
+            parts.append(_match_features(classifier, starts[i:i + size], goals[i:i + size], eps[i:i + size],
+                                         steps=steps, step_size=step_size, layers=names, weights=w))
+            bar.update(len(parts[-1]))
+    frames = torch.cat(parts)
     frames = frames.view(len(ratios), n, *xs.shape[1:])
     return frames[:, 0] if single else frames
 

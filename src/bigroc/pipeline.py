@@ -98,15 +98,15 @@ def build_job(cfg: DictConfig, attack: AttackSpec) -> BoostJob:
     return BoostJob(source, classifier, attack, scoring or NoScoring(why_not), cfg, num_samples)
 
 
-def choose_batch_size(job: BoostJob, device: torch.device, recorded: int | None) -> tuple[int, str]:
-    """The images per step: the one an interrupted run started with (so its batches are found
-    again), else ``batch_size`` resolved on ``device`` (:mod:`bigroc.batch_size`)."""
+def choose_batch_size(job: BoostJob, device: torch.device, recorded: tuple[int, str] | None) -> tuple[int, str]:
+    """The images per step and how it was chosen: what an interrupted run recorded (so its
+    batches are found again), else ``batch_size`` resolved on ``device`` (:mod:`bigroc.batch_size`)."""
     from bigroc import batch_size
     from bigroc.metrics.reference import default_cache_dir
     from bigroc.models.fast import attack_ready
 
     if recorded is not None:
-        return int(recorded), "as the interrupted run it resumes"
+        return int(recorded[0]), str(recorded[1])
     requested, cfg = job.cfg.batch_size, job.cfg
     if requested != batch_size.AUTO or device.type != "cuda":
         size, info = batch_size.resolve(requested, "attack", device, "", lambda b: None, Path())

@@ -91,6 +91,14 @@ def write_metrics(out_dir: Path, metrics: Mapping[str, Any]) -> Path:
     return write_json(out_dir / METRICS_FILE, metrics)
 
 
+def write_summary(out_dir: Path, metrics: Mapping[str, Any]) -> Path:
+    """``summary.md``: the run's scores, base vs boosted, as a Markdown table."""
+    from bigroc.summary_table import score_table
+
+    text = score_table(metrics, markdown=True)
+    return atomic_write(Path(out_dir) / "summary.md", lambda tmp: tmp.write_text(text))
+
+
 def read_metrics(out_dir: Path) -> dict[str, Any] | None:
     """``metrics.json`` of ``out_dir`` (None if absent); a file that is not a JSON object is refused."""
     path = Path(out_dir) / METRICS_FILE

@@ -21,19 +21,23 @@ BATCH = 250  # images per Inception pass
 
 def score_npz(paths: Sequence[Path], scores: Any, net: torch.nn.Module) -> dict[str, float]:
     """Feed the ``arr_0`` images of ``paths`` (shards, in order) through ``net`` (an
-    ``InceptionNet``, possibly behind a cache) to a fresh ``scores`` metric."""
+    ``InceptionNet``, possibly behind a cache) to a fresh ``scores`` metric; progress lines
+    (:mod:`bigroc.progress`) per file."""
     from bigroc.generators.samples import read_npz
+    from bigroc.progress import Progress
 
     layout = net.layout
     offset = 0
     for path in paths:
         images, _ = read_npz(path, None)
-        for lo in range(0, len(images), BATCH):
-            u8 = torch.from_numpy(np.array(images[lo:lo + BATCH])).permute(0, 3, 1, 2)  # a writable copy
-            with torch.no_grad():
-                pool3, spatial, logits = layout.split(net(u8))
-            scores.update(pool3, torch.arange(offset + lo, offset + lo + len(u8)), logits,
-                          spatial if scores.with_sfid else None)
+        with Progress(f"scoring {path.name}", len(images)) as progress:
+            for lo in range(0, len(images), BATCH):
+                u8 = torch.from_numpy(np.array(images[lo:lo + BATCH])).permute(0, 3, 1, 2)  # a writable copy
+                with torch.no_grad():
+                    pool3, spatial, logits = layout.split(net(u8))
+                scores.update(pool3, torch.arange(offset + lo, offset + lo + len(u8)), logits,
+                              spatial if scores.with_sfid else None)
+                progress.update(len(u8))
         offset += len(images)
     return scores.compute()
 

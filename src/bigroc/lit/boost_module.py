@@ -14,7 +14,6 @@ them per batch and keeps the state that must survive multi-process runs and rest
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import lightning as L
@@ -28,8 +27,6 @@ from bigroc.boost import balanced_shift, bigroc, debias_shift
 from bigroc.metrics.scores import kid_intervals
 from bigroc.storage import ChunkStore, quantize
 from bigroc.run_checks import check_run_inputs
-
-log = logging.getLogger(__name__)
 
 
 class LabelHistogram(Metric):
@@ -106,13 +103,16 @@ class Boost(L.LightningModule):
     @torch.no_grad()
     def calibrate(self) -> None:
         """Fit the label shift on the calibration set; record each option's label histogram."""
+        from bigroc.progress import Progress, print_line, silent
+
         n = min(self.calibration_samples, len(self.source))
-        if self.global_rank == 0:
-            log.info("calibrating the label shift (debias=%s) on %d generated images", self.debias, n)
         logits = []
-        for idx in torch.arange(n).split(256):
-            x, _ = self.source.generate(idx.to(self.device), self.calibration_seed)
-            logits.append(self.attack_model(x.to(self.device)).float().cpu())
+        write = print_line if self.global_rank == 0 else silent
+        with Progress(f"calibrating the label shift (debias={self.debias})", n, write=write) as progress:
+            for idx in torch.arange(n).split(256):
+                x, _ = self.source.generate(idx.to(self.device), self.calibration_seed)
+                logits.append(self.attack_model(x.to(self.device)).float().cpu())
+                progress.update(len(idx))
         logits = torch.cat(logits)
         shifts = {"none": torch.zeros(logits.shape[1]), "mean": debias_shift(logits),
                   "balanced": balanced_shift(logits)}
@@ -130,7 +130,8 @@ class Boost(L.LightningModule):
         a = self.attack
         x_boost, y = bigroc(self.attack_model, x, None if predict else y.to(self.device), eps=a.eps, steps=a.steps,
                             step_size=a.boost_step_size, norm=a.norm, use_best=a.use_best,
-                            logit_shift=self.logit_shift if predict else None)
+                            logit_shift=self.logit_shift if predict else None, stop_at=a.stop_at,
+                            doubt_step=a.doubt_step)
         check_in_ball(x_boost, x, eps=a.eps, norm=a.norm)  # before anything is written
         return {"base": quantize(x), "boosted": quantize(x_boost), "labels": y.long()}
 

@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 import torch
 from torch import Tensor, nn
 
+from bigroc.progress import Progress, print_line, silent
 from bigroc.storage import atomic_write
 from bigroc.metrics.features import InceptionNet, network_tag
 from bigroc.metrics.maths import moments_from_sums, psd_factor
@@ -119,13 +120,6 @@ def _save(stats: ReferenceStats, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(blob, tmp))
 
 
-def _progress(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    return Progress(*columns, disable=not enabled, transient=True)
-
-
 class _Sums:
     """Running float64 sums of rows and of their outer products (mean and covariance)."""
 
@@ -148,8 +142,8 @@ def _stream_stats(chunks: Iterable[Tensor], total: int, extractor: nn.Module, ma
     pool3, spatial = _Sums(), _Sums()
     kept: list[Tensor] = []
     n_kept = 0
-    with _progress(progress) as bar:
-        task = bar.add_task(f"reference features ({label})", total=total)
+    write = print_line if progress else silent
+    with Progress(f"reference statistics ({label})", total, write=write) as bar:
         for chunk in chunks:
             rows = extractor(chunk.to(device)).detach()
             f, s = layout.split(rows)[:2] if layout is not None else (rows, None)
@@ -159,7 +153,7 @@ def _stream_stats(chunks: Iterable[Tensor], total: int, extractor: nn.Module, ma
             if n_kept < max_features:
                 kept.append(f[: max_features - n_kept].float().cpu())
                 n_kept += kept[-1].shape[0]
-            bar.advance(task, chunk.shape[0])
+            bar.update(chunk.shape[0])
     mu, sigma = moments_from_sums(pool3.sum, pool3.outer, total)
     mu_s, sigma_s = (None, None) if spatial.sum is None else moments_from_sums(spatial.sum, spatial.outer, total)
     return ReferenceStats(mu.cpu(), sigma.cpu(), torch.cat(kept), total,
