@@ -98,7 +98,8 @@ def load_into(model: nn.Module, state: Mapping[str, torch.Tensor], path: str | o
     silently) is refused by name.
     """
     own = model.state_dict()
-    check_float_weights(state, path, integer_ok=lambda key: key in own and not own[key].is_floating_point())
+    # keys the network lacks are named by the mismatch check below; the others must match its dtype kind
+    check_float_weights(state, path, integer_ok=lambda key: key not in own or not own[key].is_floating_point())
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = [
