@@ -51,7 +51,7 @@ def test_the_cap_bounds_the_probe():
 
 
 def test_a_given_number_wins_and_cpus_take_the_fixed_size(tmp_path):
-    never = lambda b: pytest.fail("no probe for a given number or on a CPU")  # noqa: E731
+    never = lambda: pytest.fail("no probe for a given number or on a CPU")  # noqa: E731
     assert batch_size.resolve(7, "attack", torch.device("cpu"), "k", never, tmp_path)[0] == 7
     size, info = batch_size.resolve("auto", "attack", torch.device("cpu"), "k", never, tmp_path)
     assert size == batch_size.CPU_BATCH["attack"] and info["chosen"] == "auto: 64 on cpu"

@@ -82,12 +82,13 @@ def probe(measure: Callable[[int], float], start: int = START, cap: int = CAP) -
     return best, [(b, round(r, 1)) for b, r in measured]
 
 
-def resolve(requested: int | str, kind: str, device: torch.device, key: str, run: Callable[[int], None],
-            cache_dir: Path) -> tuple[int, dict]:
+def resolve(requested: int | str, kind: str, device: torch.device, key: str,
+            make_step: Callable[[], Callable[[int], None]], cache_dir: Path) -> tuple[int, dict]:
     """The batch size to use, and what to record about how it was chosen.
 
     ``kind`` is ``attack`` or ``inception``; ``key`` names what the answer depends on
-    besides the device (network, image size, precision); ``run(batch)`` does one step.
+    besides the device (network, image size, precision); ``make_step()`` gives the
+    function ``step(batch)`` that does one step, called only when a probe runs.
     """
     if requested != AUTO:
         return int(requested), {"batch_size": int(requested), "chosen": "given"}
@@ -100,7 +101,8 @@ def resolve(requested: int | str, kind: str, device: torch.device, key: str, run
     cache = _read(path)
     if full_key not in cache:
         started = time.perf_counter()
-        best, measured = probe(lambda batch: images_per_second(run, batch, device))
+        step = make_step()
+        best, measured = probe(lambda batch: images_per_second(step, batch, device))
         cache[full_key] = {"batch_size": best, "images_per_s": measured,
                            "probe_seconds": round(time.perf_counter() - started, 1)}
         _write(path, cache)

@@ -107,18 +107,17 @@ def choose_batch_size(job: BoostJob, device: torch.device, recorded: tuple[int, 
 
     if recorded is not None:
         return int(recorded[0]), str(recorded[1])
-    requested, cfg = job.cfg.batch_size, job.cfg
-    if requested != batch_size.AUTO or device.type != "cuda":
-        size, info = batch_size.resolve(requested, "attack", device, "", lambda b: None, Path())
-        return size, info["chosen"]
-    model = attack_ready(job.classifier).to(device)
+    cfg = job.cfg
     height, width = job.source.image_shape
-    bf16 = str(cfg.trainer.precision) == "bf16-mixed"
     key = f"{cfg.classifier.checkpoint or cfg.classifier.arch} {height}x{width} {cfg.trainer.precision}"
-    step = batch_size.attack_step(model, (height, width), device, autocast=bf16)
+    bf16 = str(cfg.trainer.precision) == "bf16-mixed"
+    make_step = lambda: batch_size.attack_step(attack_ready(job.classifier).to(device), (height, width),  # noqa: E731
+                                               device, autocast=bf16)
     cache = default_cache_dir(cfg.metrics.get("cache_dir") if cfg.metrics else None)
-    size, info = batch_size.resolve(requested, "attack", device, key, step, cache)
-    return size, info["chosen"] + f" (images/s by batch: {info['images_per_s']})"
+    size, info = batch_size.resolve(batch_size.checked(cfg.batch_size, "batch_size"), "attack", device, key,
+                                    make_step, cache)
+    probed = f" (images/s by batch: {info['images_per_s']})" if "images_per_s" in info else ""
+    return size, info["chosen"] + probed
 
 
 def run_job(job: BoostJob, trainer: L.Trainer, out_dir: Path, settings: dict[str, Any]) -> RunResult:

@@ -189,17 +189,16 @@ def prepare_scoring(spec: ScoringSpec | None, data_root: str | Path, *,
 
 
 def _inception_batch(spec: ScoringSpec, features: nn.Module, device: torch.device) -> tuple[int, dict]:
-    """``metrics.batch_size`` resolved on ``device`` (:func:`bigroc.batch_size.resolve`)."""
+    """``metrics.batch_size`` resolved on ``device`` (:func:`bigroc.batch_size.resolve`); a probe
+    runs the network on ``device``, then it goes back to the CPU."""
     from bigroc import batch_size
     from bigroc.metrics.reference import default_cache_dir
 
     requested = batch_size.checked(spec.batch_size, "metrics.batch_size")
-    if requested != batch_size.AUTO or device.type != "cuda":
-        return batch_size.resolve(requested, "inception", device, "", lambda b: None, Path())
-    net = features.to(device)
     try:
         return batch_size.resolve(requested, "inception", device, features.head_tag + " " + features.tag,
-                                  batch_size.inception_pass(net, device), default_cache_dir(spec.cache_dir))
+                                  lambda: batch_size.inception_pass(features.to(device), device),
+                                  default_cache_dir(spec.cache_dir))
     finally:
         features.to("cpu")
 

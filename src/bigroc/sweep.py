@@ -65,6 +65,7 @@ def best_eps(rows: Sequence[dict[str, Any]], metric: str = "boosted/fid") -> dic
 
 def write_summary(sweep_dir: Path) -> list[Path]:
     """Write the CSV, markdown table and plot; returns their paths (none without results)."""
+    from bigroc.summary_table import markdown_table
     from bigroc.viz import save_sweep_plot
 
     rows = collect(sweep_dir)
@@ -73,9 +74,8 @@ def write_summary(sweep_dir: Path) -> list[Path]:
     header, body = table(rows)
     buf = io.StringIO()
     csv.writer(buf).writerows([header, *body])
-    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in body]
-    md += ["", *(f"best eps for {g} (lowest boosted FID): {e:g}" for g, e in best_eps(rows).items())]
+    md = [markdown_table(header, [[_fmt(v) for v in row] for row in body])]
+    md += [*(f"best eps for {g} (lowest boosted FID): {e:g}" for g, e in best_eps(rows).items())]
     out = [atomic_write(sweep_dir / "summary.csv", lambda t: t.write_text(buf.getvalue())),
            atomic_write(sweep_dir / "summary.md", lambda t: t.write_text("\n".join(md) + "\n"))]
     if any("boosted/fid" in r or "boosted/kid_mean" in r for r in rows):
