@@ -6,9 +6,9 @@ import re
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-STARTS = ("python ", "make ", "pip ")
+STARTS = ("python ", "make ", "pip ", "bash ")
 COMMENT = re.compile(r"\s+#\s.*$")                      # `cmd   # what it does`
-INLINE = re.compile(r"`((?:python|make) [^`]+)`")       # `python score.py ...` in a sentence
+INLINE = re.compile(r"`((?:python|make|bash) [^`]+)`")       # `python score.py ...` in a sentence
 
 
 def normalise(command: str) -> str:

@@ -85,6 +85,11 @@ def test_device_bundle_pieces_are_joined_and_checked(tmp_path):
              "--data-root", str(tmp_path), "--help"]
     joined = subprocess.run(check, env=env, capture_output=True, text=True, timeout=120)
     assert joined.returncode == 2 and "no CIFAR-10" in joined.stderr  # the next check: the pieces passed theirs
+    bundled = subprocess.run(["bash", str(ROOT / "benchmarks" / "device_check.sh"), "--bundle", str(bundle),
+                              "--data-root", str(tmp_path / "data"), "--help"],  # the README's command, to its start
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert bundled.returncode == 0 and "--reduced" in bundled.stdout, bundled.stderr[-2000:]
+    assert (tmp_path / "data" / "cifar-10-batches-py" / "test_batch").is_file()
     with open(bundle / "default_1.pt.01", "r+b") as f:
         f.write(b"x")
     damaged = subprocess.run(check, env=env, capture_output=True, text=True, timeout=120)

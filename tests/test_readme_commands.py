@@ -183,6 +183,10 @@ CHECKS = {
     "python benchmarks/bench_precision.py --data-root data": Shrunk(("--images", "16")),
     "python benchmarks/bench_inception.py": Shrunk(("--images", "4", "--batch", "4")),
     "python benchmarks/bench_identity.py": Shrunk(("--images", "20")),
+    "bash benchmarks/device_check.sh": Elsewhere("tests/test_benchmarks.py",
+                                                 "def test_device_check_runs_in_reduced_mode_on_the_cpu"),
+    "bash benchmarks/device_bundle.sh DIR": Elsewhere("tests/test_benchmarks.py", '"device_bundle.sh"), str(bundle)'),
+    "bash benchmarks/device_check.sh --bundle DIR": Elsewhere("tests/test_benchmarks.py", '"--bundle", str(bundle)'),
     "python benchmarks/bench_run.py": Shrunk(("--samples", "8", "--batch", "4", "--steps", "2", "--memory-at", "8")),
 }
 
