@@ -67,7 +67,7 @@ def npz_header(path: str | os.PathLike, key: str) -> tuple[tuple[int, ...], np.d
 
     Refused (ValueError): a path that is not a regular file, a symbolic-link member."""
     with zipfile.ZipFile(regular_file(path, ".npz file")) as zf, zf.open(_member(zf, path, key)) as f:
-        shape, _, dtype = _read_npy_header(f)
+        shape, _, dtype = read_npy_header(f)
     return shape, dtype
 
 
@@ -80,7 +80,8 @@ def _member(zf: zipfile.ZipFile, path: str | os.PathLike, key: str) -> zipfile.Z
     return zf.getinfo(f"{key}.npy")
 
 
-def _read_npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+def read_npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran order, dtype) from a ``.npy`` stream's header, the stream left at its data."""
     version = np.lib.format.read_magic(f)
     read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, fortran, dtype = read(f)
@@ -107,7 +108,7 @@ def read_npz_array(path: str | os.PathLike, key: str) -> np.ndarray:
     with zipfile.ZipFile(regular_file(path, ".npz file")) as zf:
         info = _member(zf, path, key)
         with zf.open(info) as f:
-            shape, fortran, dtype = _read_npy_header(f)
+            shape, fortran, dtype = read_npy_header(f)
             header_len = f.tell()
         if dtype.hasobject:
             raise ValueError(f"{path}: {key} holds Python objects, which are not read; store numbers only")

@@ -28,7 +28,7 @@ import torch
 from bigroc.generators.base import ImageSource, as_indices
 from bigroc.images import MAX_SIDE, check_side, read_rgb8  # noqa: F401 (MAX_SIDE: re-exported)
 from bigroc.safe_load import regular_file
-from bigroc.storage import npz_header, read_npz_array
+from bigroc.storage import npz_header, read_npy_header, read_npz_array
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 NPZ_FIX = "write arr_0 as uint8 (N, H, W, 3) RGB, the ADM sample layout"
@@ -89,9 +89,7 @@ def _npy_labels(path: Path) -> np.ndarray:
     bytes than the file holds (numpy would allocate the declared size first)."""
     with open(path, "rb") as f:
         try:
-            version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read(f)
+            shape, _, dtype = read_npy_header(f)
         except (ValueError, OSError, EOFError, SyntaxError) as err:
             raise ValueError(f"{path}: not a readable .npy file ({str(err)[:120]}); {LABELS_FIX}") from None
         data_bytes = path.stat().st_size - f.tell()
