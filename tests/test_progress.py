@@ -129,6 +129,6 @@ def test_external_results_counts_its_runs(tmp_path, monkeypatch):
     paths = {g.name: tmp_path / f"{g.name}.npz" for g in ext.GROUPS}
     ext.run_all(list(ext.GROUPS), paths, tmp_path / "out", [], quick=True)
     groups, unconditional = len(ext.GROUPS), sum(not g.conditional for g in ext.GROUPS)
-    total = 4 * groups + 2 * unconditional
-    assert len(lines) == 5 and all(line.startswith("external results: ") for line in lines), lines
+    total = 5 * groups + 2 * unconditional  # eps, confident, steps7, small, linf; debias x2
+    assert len(lines) == 6 and all(line.startswith("external results: ") for line in lines), lines  # a line a variant
     assert lines[-1].startswith(f"external results: {total}/{total} runs (100%)"), lines

@@ -159,6 +159,7 @@ def run_settings(cfg: DictConfig, a: Any) -> dict[str, Any]:
     is the run's :class:`~bigroc.attacks.AttackSpec` (validated, and the one rule for its step)."""
     return {
         "eps": float(a.eps), "steps": int(a.steps), "step_size": float(a.boost_step_size), "norm": a.norm,
+        "stop_at": None if a.stop_at is None else float(a.stop_at), "doubt_step": bool(a.doubt_step),
         "generator": cfg.generator.name,
         "generator_checkpoint": cfg.generator.get("checkpoint") or cfg.generator.get("path"),
         "classifier": cfg.classifier.checkpoint,

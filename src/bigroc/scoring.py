@@ -51,6 +51,8 @@ class ScoringSpec:
         max_features: KID, precision/recall (and IS) use the first this many samples.
         kid_bootstrap: draws of the paired bootstrap that gives KID's 95% intervals (base,
             boosted, and their change; ``bigroc.metrics.kid_intervals``); 0: none.
+        fid_inf_bootstrap: draws of the paired bootstrap that gives FID-infinity's 95%
+            intervals (``bigroc.metrics.fid_inf_intervals``); 0: none.
         cache_base_features: keep the features of the generated (base) images on disk under
             ``cache_dir/features``, by content: a run that boosts the same images again (the
             next eps of a sweep) reads them back instead of running Inception on them.
@@ -74,6 +76,7 @@ class ScoringSpec:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     kid_bootstrap: int = 1000
+    fid_inf_bootstrap: int = 50
     pr_k: int = 3
     inception_score: bool = True
     inception_weights: str | None = None
@@ -111,6 +114,7 @@ class Scoring:
 
 
 DATASETS = ("cifar10", "npz")
+MAX_DRAWS = 100_000
 CIFAR10_SIZE = 32
 
 
@@ -119,6 +123,11 @@ def _check_spec(spec: ScoringSpec) -> None:
         raise ValueError(f"metrics.dataset must be one of {', '.join(DATASETS)}, got {spec.dataset!r}")
     if spec.dataset == "npz" and not spec.path:
         raise ValueError("metrics.dataset=npz needs metrics.path=REF.npz (a reference batch: mu/sigma and/or arr_0)")
+    for name in ("kid_bootstrap", "fid_inf_bootstrap"):
+        draws = getattr(spec, name)
+        if isinstance(draws, bool) or not isinstance(draws, int) or not 0 <= draws <= MAX_DRAWS:
+            raise ValueError(f"metrics.{name} must be a whole number of bootstrap draws from 0 (no interval) to "
+                             f"{MAX_DRAWS}, got {draws!r}")
 
 
 def check_reference_fits(spec: ScoringSpec | None, image_shape: tuple[int, int]) -> None:
@@ -184,7 +193,8 @@ def prepare_scoring(spec: ScoringSpec | None, data_root: str | Path, *,
             "inception_batch_size": features.batch_size, "inception_batch_choice": batch_info["chosen"],
             "sfid": "reported" if reference.mu_s is not None else "unavailable: the reference has no spatial "
                                                                   "statistics (mu_s, sigma_s)",
-            **{k: v for k, v in asdict(spec).items() if k in ("pr_k", "kid_subsets", "kid_subset_size", "kid_bootstrap")}}
+            **{k: v for k, v in asdict(spec).items() if k in ("pr_k", "kid_subsets", "kid_subset_size", "kid_bootstrap",
+                                                                 "fid_inf_bootstrap")}}
     return Scoring(features, _base_features(spec, features), spec, reference, info), ""
 
 

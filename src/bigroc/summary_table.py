@@ -6,8 +6,8 @@
     p(target)    0.8763               0.9435               +0.06722
 
 Rows come from the keys of metrics.json (``<stage>/<quantity>``, :mod:`bigroc.keys`); a
-value averaged over seeds shows its standard deviation (``<key>_std``) as ``± s``. KID is
-shown x 10^3 with its 95% bootstrap interval where the metrics have one. With the stages
+value averaged over seeds shows its standard deviation (``<key>_std``) as ``± s``. KID (shown
+x 10^3) and FID-inf come with their 95% bootstrap intervals where the metrics have them. With the stages
 ``base`` and ``boosted`` a ``change`` column (boosted - base) follows.
 """
 
@@ -18,10 +18,11 @@ from typing import Any, Mapping, Sequence
 from bigroc import keys
 
 # (row name, quantity of the key, scale of the shown value)
-ROWS = (("FID", "fid", 1.0), ("sFID", "sfid", 1.0), ("KID x 10^3", "kid_mean", 1e3), ("precision", "precision", 1.0),
+ROWS = (("FID", "fid", 1.0), ("FID-inf", "fid_inf", 1.0), ("sFID", "sfid", 1.0), ("KID x 10^3", "kid_mean", 1e3), ("precision", "precision", 1.0),
         ("recall", "recall", 1.0), ("IS", "is_mean", 1.0), ("p(target)", "target_prob", 1.0),
         ("delta L2", "delta_l2", 1.0))
 MISSING = "-"
+INTERVALS = {"kid_mean": "kid", "fid_inf": "fid_inf"}  # quantity -> the prefix of its 95% interval keys
 
 
 def _number(value: float, sign: bool = False) -> str:
@@ -29,7 +30,7 @@ def _number(value: float, sign: bool = False) -> str:
 
 
 def _interval(metrics: Mapping[str, Any], prefix: str, scale: float, sign: bool) -> str:
-    """`` [lo, hi]`` of ``<prefix>_ci_low/high`` (KID's 95% interval), or nothing."""
+    """`` [lo, hi]`` of ``<prefix>_ci_low/high`` (a 95% interval), or nothing."""
     lo, hi = metrics.get(f"{prefix}_ci_low"), metrics.get(f"{prefix}_ci_high")
     if not isinstance(lo, float) or not isinstance(hi, float):
         return ""
@@ -45,8 +46,8 @@ def _cell(metrics: Mapping[str, Any], stage: str, quantity: str, scale: float) -
     std = metrics.get(f"{key}_std")
     if isinstance(std, float):
         text += f" ± {_number(scale * std)}"
-    if quantity == "kid_mean":
-        text += _interval(metrics, keys.score(stage, "kid"), scale, sign=False)
+    if quantity in INTERVALS:
+        text += _interval(metrics, keys.score(stage, INTERVALS[quantity]), scale, sign=False)
     return text
 
 
@@ -55,8 +56,8 @@ def _change(metrics: Mapping[str, Any], quantity: str, scale: float) -> str:
     if not isinstance(base, (int, float)) or not isinstance(boosted, (int, float)):
         return MISSING
     text = _number(scale * (boosted - base), sign=True)
-    if quantity == "kid_mean":
-        text += _interval(metrics, keys.score(keys.BOOSTED, "kid_change"), scale, sign=True)
+    if quantity in INTERVALS:
+        text += _interval(metrics, keys.score(keys.BOOSTED, INTERVALS[quantity] + "_change"), scale, sign=True)
     return text
 
 

@@ -18,8 +18,9 @@ from hydra.experimental.callback import Callback
 
 from bigroc.storage import atomic_write
 
-COLUMNS = ("generator", "eps", "steps", "step_size", "norm", "num_samples", "labels", "debias")
-SCORES = ("fid", "sfid", "kid_mean", "precision", "recall", "is_mean", "target_prob")
+COLUMNS = ("generator", "eps", "steps", "step_size", "norm", "stop_at", "doubt_step", "num_samples", "labels",
+           "debias")
+SCORES = ("fid", "fid_inf", "sfid", "kid_mean", "precision", "recall", "is_mean", "target_prob")
 
 
 def collect(sweep_dir: Path) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ import torch.distributed as dist
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from bigroc.metrics import GenerativeScores, ReferenceStats, frechet_distance, kid, precision_recall
+from bigroc.metrics.fid_infinity import fid_infinity
 from bigroc.metrics.maths import inception_score, moments_from_sums
 
 D = 32
@@ -56,8 +57,9 @@ def one_shot(data, max_features: int = SETTINGS["max_features"]) -> dict[str, fl
     kept = data["fake"][:max_features]
     kid_mean, kid_std = kid(ref.features, kept, SETTINGS["kid_subsets"], SETTINGS["kid_subset_size"])
     precision, recall = precision_recall(ref.features, kept, k=SETTINGS["pr_k"])
-    values = {"fid": frechet_distance(ref.mu, ref.sigma, mu, sigma), "kid_mean": kid_mean, "kid_std": kid_std,
-              "precision": precision, "recall": recall}
+    fid_inf = fid_infinity([kept], ref.mu, ref.sigma, draws=0)["value"][0]
+    values = {"fid": frechet_distance(ref.mu, ref.sigma, mu, sigma), "fid_inf": fid_inf, "kid_mean": kid_mean,
+              "kid_std": kid_std, "precision": precision, "recall": recall}
     return {k: float(v) for k, v in values.items()}
 
 
@@ -65,7 +67,7 @@ def test_equals_one_shot_computation(data):
     metric = make(data)
     feed(metric, data, torch.arange(N), batch=N)
     result = metric.compute()
-    assert set(result) == {"fid", "kid_mean", "kid_std", "precision", "recall"}
+    assert set(result) == {"fid", "fid_inf", "kid_mean", "kid_std", "precision", "recall"}
     assert result == pytest.approx(one_shot(data), rel=1e-9)
     assert 0 < result["precision"] < 1 and 0 < result["recall"] < 1 and result["kid_std"] > 0
 

@@ -24,7 +24,7 @@ from torchmetrics import MeanMetric, Metric
 from bigroc import keys
 from bigroc.attacks import AttackSpec, check_in_ball
 from bigroc.boost import balanced_shift, bigroc, debias_shift
-from bigroc.metrics.scores import kid_intervals
+from bigroc.metrics.scores import fid_inf_intervals, kid_intervals
 from bigroc.storage import ChunkStore, quantize
 from bigroc.run_checks import check_run_inputs
 
@@ -80,7 +80,9 @@ class Boost(L.LightningModule):
         self.features = getattr(scoring, "features", None)
         self.base_features = getattr(scoring, "base_features", None) or self.features
         self.scores = nn.ModuleDict(scoring.new_scores() if scoring is not None else {})
-        self.kid_bootstrap = int(getattr(getattr(scoring, "spec", None), "kid_bootstrap", 0))
+        spec = getattr(scoring, "spec", None)
+        self.kid_bootstrap = int(getattr(spec, "kid_bootstrap", 0))
+        self.fid_inf_bootstrap = int(getattr(spec, "fid_inf_bootstrap", 0))
         self.chunks = chunks
         self.label_hist = LabelHistogram(k_src)
         self.target_prob = nn.ModuleDict({s: MeanMetric() for s in (keys.BASE, keys.BOOSTED)})
@@ -185,7 +187,9 @@ class Boost(L.LightningModule):
                     out[keys.score(stage, name)] = float(value)
             out[keys.score(stage, "target_prob")] = float(self.target_prob[stage].compute())
         if len(self.scores) == 2:
-            out.update(kid_intervals(self.scores[keys.BASE], self.scores[keys.BOOSTED], self.kid_bootstrap))
+            pair = (self.scores[keys.BASE], self.scores[keys.BOOSTED])
+            out.update(kid_intervals(*pair, self.kid_bootstrap))
+            out.update(fid_inf_intervals(*pair, self.fid_inf_bootstrap))
         out[keys.score(keys.BOOSTED, "delta_l2")] = float(self.delta_norm.compute())
         out["labels/histogram"] = self.label_hist.compute().tolist()
         return out

@@ -12,13 +12,14 @@ from bigroc.metrics.inception_weights import HOW_TO_GET_HEAD, find_head_file, re
 from bigroc.metrics.maths import frechet_distance, kid, precision_recall
 from bigroc.metrics.reference import ReferenceStats, default_cache_dir, reference_stats
 from bigroc.metrics.reference_npz import npz_reference_stats
-from bigroc.metrics.scores import GenerativeScores, kid_intervals
+from bigroc.metrics.scores import GenerativeScores, fid_inf_intervals, kid_intervals
 
 __all__ = [
     "HOW_TO_GET_HEAD",
     "FeatureCache",
     "FeatureLayout",
     "GenerativeScores",
+    "fid_inf_intervals",
     "kid_intervals",
     "InceptionFeatures",
     "InceptionNet",

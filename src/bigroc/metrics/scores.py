@@ -11,11 +11,13 @@ from torchmetrics.utilities.data import dim_zero_cat
 from torchmetrics.utilities.distributed import gather_all_tensors
 
 from bigroc import keys
+from bigroc.metrics.fid_infinity import fid_infinity
 from bigroc.metrics.maths import (frechet_distance, inception_score, kid, kid_bootstrap, moments_from_sums,
                                 precision_recall)
 from bigroc.metrics.reference import ReferenceStats
 
 IS_SPLITS = 10
+MIN_FID_INF = 4  # the fewest images FID-infinity's subsets can be drawn from
 
 
 def _cat(state: Tensor | list[Tensor], empty: Tensor) -> Tensor:
@@ -151,9 +153,11 @@ class GenerativeScores(Metric):
         return features[order][first], logits
 
     def compute(self) -> dict[str, float]:
-        """``fid``, ``kid_mean``, ``kid_std``, ``precision``, ``recall`` (+ ``sfid``, ``is_mean``, ``is_std``).
+        """``fid``, ``fid_inf``, ``kid_mean``, ``kid_std``, ``precision``, ``recall`` (+ ``sfid``,
+        ``is_mean``, ``is_std``). ``fid_inf`` (FID-infinity, :mod:`bigroc.metrics.fid_infinity`)
+        is computed on the first ``max_features`` samples, where there are at least 4.
 
-        Without reference features (statistics-only reference): ``fid`` (+ sFID, IS) only.
+        Without reference features (statistics-only reference): no KID, precision or recall.
         """
         n = int(self.num_samples)
         mu, sigma = moments_from_sums(self.feature_sum, self.outer_sum, n)
@@ -163,6 +167,9 @@ class GenerativeScores(Metric):
                                sigma1_factor=ref.sigma_factor().to(device))
         fake, logits = self._kept()
         scores = {"fid": fid}
+        if fake.shape[0] >= MIN_FID_INF:
+            scores["fid_inf"] = fid_infinity([fake], ref.mu.to(device), ref.sigma.to(device),
+                                             factor=ref.sigma_factor().to(device), draws=0)["value"][0]
         if self.with_sfid:
             mu_s, sigma_s = moments_from_sums(self.spatial_sum, self.spatial_outer_sum, n)
             scores["sfid"] = frechet_distance(ref.mu_s.to(device), ref.sigma_s.to(device), mu_s, sigma_s,
@@ -176,6 +183,21 @@ class GenerativeScores(Metric):
         return {name: float(value) for name, value in scores.items()}
 
 
+def _paired_kept(base: GenerativeScores, boosted: GenerativeScores) -> tuple[Tensor, Tensor]:
+    """The kept features of both stages, every process's images (DDP; a no-op alone)."""
+    with base.sync_context(), boosted.sync_context():
+        (f_base, _), (f_boosted, _) = base._kept(), boosted._kept()
+    return f_base, f_boosted
+
+
+def _interval_keys(name: str, low: Tensor, high: Tensor) -> dict[str, float]:
+    """``base/<name>_ci_*``, ``boosted/<name>_ci_*``, ``boosted/<name>_change_ci_*`` from
+    (base, boosted, change) bounds."""
+    names = [keys.score(keys.BASE, name), keys.score(keys.BOOSTED, name), keys.score(keys.BOOSTED, f"{name}_change")]
+    return {**{f"{n}_ci_low": float(v) for n, v in zip(names, low)},
+            **{f"{n}_ci_high": float(v) for n, v in zip(names, high)}}
+
+
 def kid_intervals(base: GenerativeScores, boosted: GenerativeScores, draws: int = 1000,
                   level: float = 0.95) -> dict[str, float]:
     """Bootstrap intervals (percentile, ``level``) of KID for the base and boosted images and
@@ -186,12 +208,27 @@ def kid_intervals(base: GenerativeScores, boosted: GenerativeScores, draws: int 
     real = base.reference.features
     if draws <= 0 or real.shape[0] == 0:
         return {}
-    with base.sync_context(), boosted.sync_context():  # every process's images (DDP); no-op alone
-        (f_base, _), (f_boosted, _) = base._kept(), boosted._kept()
+    f_base, f_boosted = _paired_kept(base, boosted)
     d = kid_bootstrap(real.to(f_base.device), [f_base, f_boosted], draws)
     d = torch.cat([d, d[:, 1:] - d[:, :1]], dim=1)  # base, boosted, change
     q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=d.dtype)
     low, high = torch.quantile(d, q.to(d.device), dim=0)
-    names = [keys.score(keys.BASE, "kid"), keys.score(keys.BOOSTED, "kid"), keys.score(keys.BOOSTED, "kid_change")]
-    return {**{f"{n}_ci_low": float(v) for n, v in zip(names, low)},
-            **{f"{n}_ci_high": float(v) for n, v in zip(names, high)}}
+    return _interval_keys("kid", low, high)
+
+
+def fid_inf_intervals(base: GenerativeScores, boosted: GenerativeScores, draws: int = 50,
+                      level: float = 0.95) -> dict[str, float]:
+    """Bootstrap intervals (``level``) of FID-infinity for the base and boosted images and of
+    its change, from one paired bootstrap (:func:`bigroc.metrics.fid_infinity.fid_infinity`):
+    ``base/fid_inf_ci_*``, ``boosted/fid_inf_ci_*``, ``boosted/fid_inf_change_ci_*``. Computed
+    on the same first ``max_features`` images as ``fid_inf``. Empty with ``draws=0`` or fewer
+    than 4 images. Under DDP every process must call it (it gathers)."""
+    if draws <= 0:
+        return {}
+    f_base, f_boosted = _paired_kept(base, boosted)
+    if f_base.shape[0] < MIN_FID_INF:
+        return {}
+    ref, device = base.reference, f_base.device
+    r = fid_infinity([f_base, f_boosted], ref.mu.to(device), ref.sigma.to(device),
+                     factor=ref.sigma_factor().to(device), draws=draws, level=level)
+    return _interval_keys("fid_inf", torch.cat([r["low"], r["change_low"]]), torch.cat([r["high"], r["change_high"]]))
