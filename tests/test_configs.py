@@ -42,8 +42,9 @@ def experiment_entry(option: str) -> str:
 @pytest.mark.parametrize("option", options("classifier"))
 def test_each_classifier_config_instantiates(option, recwarn):
     cfg = compose_cfg("boost", [f"classifier={option}"])
-    if OmegaConf.is_missing(cfg.classifier, "checkpoint"):
-        pytest.skip("needs a checkpoint of the user's (loaded in tests/test_imagenet_boost.py)")
+    if any(OmegaConf.is_missing(cfg.classifier, k) for k in ("checkpoint", "name")):
+        pytest.skip("needs a checkpoint of the user's (loaded in tests/test_imagenet_boost.py, "
+                    "tests/models/test_robustbench.py)")
     classifier = instantiate(cfg.classifier)
     assert not [w for w in recwarn if "instead of the configured" in str(w.message)]
     assert classifier.num_classes == cfg.classifier.num_classes

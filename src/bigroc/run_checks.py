@@ -53,7 +53,8 @@ def check_eps_fits(eps: float, norm: str, image_shape: tuple[int, int]) -> None:
 
 
 def _family(classifier: nn.Module) -> str:
-    return "cifar" if hasattr(getattr(classifier, "model", None), "linear") else "imagenet"
+    """``imagenet`` for a 1000-class network, else ``cifar`` (32x32 inputs, any architecture)."""
+    return "imagenet" if getattr(classifier, "num_classes", 10) >= 1000 else "cifar"
 
 
 def check_classifier(classifier: nn.Module, name: str, image_shape: tuple[int, int]) -> None:

@@ -75,8 +75,21 @@ def folder_digest(folder: Path) -> str:
     return _FOLDER_DIGESTS[key]
 
 
-def _stamp(value: Any) -> list[int] | str | None:
-    """(size, mtime_ns, inode) of a file, :func:`folder_digest` of a folder; None if absent."""
+def tree_stamp(folder: Path) -> list[list[Any]]:
+    """[relative path, size, mtime_ns, inode] of every file under ``folder`` (a model folder,
+    e.g. a diffusers pipeline's; links followed, as the loader follows them), in path order."""
+    rows = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        dirs.sort()
+        for name in sorted(names):
+            path = Path(root) / name
+            rows.append([path.relative_to(folder).as_posix(), *_file_stamp(path.stat())])
+    return rows
+
+
+def _stamp(value: Any) -> list | str | None:
+    """(size, mtime_ns, inode) of a file; of a folder, :func:`folder_digest` of its images, or
+    :func:`tree_stamp` of a model folder (a diffusers pipeline: ``model_index.json``); None if absent."""
     text = str(value)
     if text.startswith("shipped:"):
         from importlib.resources import files
@@ -84,9 +97,28 @@ def _stamp(value: Any) -> list[int] | str | None:
         text = str(files("bigroc") / "weights" / f"{text.removeprefix('shipped:')}.safetensors")
     path = Path(text).expanduser()
     try:
-        return folder_digest(path) if path.is_dir() else _file_stamp(path.stat())
+        if path.is_dir():
+            return tree_stamp(path) if (path / "model_index.json").is_file() else folder_digest(path)
+        return _file_stamp(path.stat())
     except OSError:
         return None
+
+
+def _named_file(group: dict[str, Any], key: str) -> Any:
+    """The file a setting names: its value; for ``classifier=robustbench`` (whose checkpoint is
+    ``robustbench:DATASET/THREAT/NAME``) RobustBench's ``<model_dir>/DATASET/THREAT/NAME.pt``; for
+    ``generator=diffusers`` with a hub id, its snapshot folder in the local Hugging Face cache."""
+    value = group[key]
+    if key == "checkpoint" and str(value).startswith("robustbench:") and "model_dir" in group:
+        return Path(str(group["model_dir"])) / f"{str(value).removeprefix('robustbench:')}.pt"
+    if key == "checkpoint" and group.get("name") == "diffusers" and not Path(str(value)).expanduser().exists():
+        from bigroc.generators.diffusers_pipeline import pipeline_folder
+
+        try:  # a hub id: its snapshot in the local Hugging Face cache
+            return pipeline_folder(str(value))
+        except (FileNotFoundError, ImportError):
+            return value  # no stamp: building the generator says what is missing
+    return value
 
 
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
@@ -96,7 +128,7 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
     for group, keys in _NOT_RESULTS.items():
         if isinstance(groups[group], dict):
             groups[group] = {k: v for k, v in groups[group].items() if k not in keys}
-    files = {f"{g}.{k}": _stamp(groups[g][k]) for g, k in _FILE_KEYS
+    files = {f"{g}.{k}": _stamp(_named_file(groups[g], k)) for g, k in _FILE_KEYS
              if isinstance(groups[g], dict) and groups[g].get(k) is not None}
     seeds = _container(cfg.seeds) if cfg.get("seeds") is not None else [cfg.seed]
     return {**groups, "labels": cfg.labels, "debias": cfg.debias, "num_samples": cfg.num_samples,

@@ -87,7 +87,7 @@ def test_checkpoint_and_random_init_exclude_each_other(tmp_path):
 
 def test_registry_holds_every_family():
     expected = {"dcgan", "wgan_gp", "sngan", "ssgan", "infomax_gan", "cgan_pd", "cgan", "biggan",
-                "diffaug_biggan", "stylegan2_ada", "vae", "samples"}
+                "diffaug_biggan", "stylegan2_ada", "vae", "samples", "diffusers"}
     assert set(GENERATORS) == expected
     assert issubclass(Generator, ImageSource)
 

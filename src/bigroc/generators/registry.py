@@ -11,6 +11,7 @@ from typing import Any, Callable
 from bigroc.generators.base import ImageSource
 from bigroc.generators.biggan import build_biggan
 from bigroc.generators.cgan import build_cgan
+from bigroc.generators.diffusers_pipeline import build_diffusers
 from bigroc.generators.mimicry import build_mimicry
 from bigroc.generators.samples import build_samples
 from bigroc.generators.stylegan import build_stylegan2_ada
@@ -42,6 +43,8 @@ GENERATORS: dict[str, Family] = {
                             "NVlabs StyleGAN2-ADA network pickle (full-pickle opt-in, needs repo_path)"),
     "vae": Family(partial(build_vae, name="vae"), "bigroc's convolutional VAE, sampled through its decoder"),
     "samples": Family(partial(build_samples, name="samples"), "stored images: an ADM-style .npz or a folder"),
+    "diffusers": Family(partial(build_diffusers, name="diffusers"),
+                        "Hugging Face diffusers pipeline (local folder or HF cache; DDPM/DDIM/DiT)"),
 }
 
 _COMMON = ("name", "checkpoint", "random_init", "conditional")  # conditional: fixed per family
