@@ -104,8 +104,14 @@ CHECKS = {
                                  "python benchmarks/bench_train.py --steps 10")),
     "make setup": Make("setup", ()),  # only the venv, which every other check runs in
     "pip install -e .": Elsewhere("Makefile", "-m pip install --no-deps -e ."),
-    "pip install -e '.[dev,madry]'": Elsewhere("Makefile", "EXTRAS := dev,madry,slurm"),
-    "pip install --no-deps robustness==1.2.1.post2": Elsewhere("Makefile", "ROBUSTNESS := robustness==1.2.1.post2"),
+    "pip install -e '.[dev,madry,diffusers]'": Elsewhere("Makefile", "EXTRAS := dev,madry,slurm,diffusers"),
+    "pip install --no-deps robustness==1.2.1.post2 robustbench==1.1.1":
+        Elsewhere("Makefile", "ROBUSTNESS := robustness==1.2.1.post2 robustbench==1.1.1"),
+    # Zoo models
+    "python run_boost.py classifier=robustbench classifier.name=Rice2020Overfitting": Shrunk(BOOST_FAST),
+    "python run_boost.py generator=diffusers generator.checkpoint=ddpm-cifar10-32 generator.num_inference_steps=100 "
+    "generator.scheduler=DDIMScheduler": Shrunk(BOOST_FAST, replace={"generator.num_inference_steps=100":
+                                                                    "generator.num_inference_steps=2"}),
     # Configuration
     "python run_boost.py": Shrunk(BOOST_FAST),
     "python run_boost.py seed=1": Shrunk(BOOST_FAST),
@@ -290,7 +296,24 @@ def workspace(tmp_path_factory, cifar_root, external_samples) -> Path:
     save_madry_checkpoint(build_classifier("resnet18", width=0.25), work / "cifar_l2_0_5.pt", epoch=1)
     save_classifier(build_classifier("resnet18", width=0.25), work / "standard.safetensors",
                     meta={"dataset": "untrained, for a test"})
+    save_zoo_models(work)
     return work
+
+
+def save_zoo_models(work: Path) -> None:
+    """What the zoo commands name, with random weights: a RobustBench file in RobustBench's
+    layout under models/, and a tiny DDPM pipeline saved as ddpm-cifar10-32/."""
+    import diffusers
+
+    from bigroc.models.robustbench import CIFAR10_L2, build_network, weights_path
+
+    path = weights_path(work / "models", "cifar10", "L2", "Rice2020Overfitting")
+    path.parent.mkdir(parents=True)
+    torch.save(build_network(CIFAR10_L2["Rice2020Overfitting"]).state_dict(), path)
+    unet = diffusers.UNet2DModel(sample_size=32, layers_per_block=1, block_out_channels=(8, 16), norm_num_groups=4,
+                                 down_block_types=("DownBlock2D", "DownBlock2D"),
+                                 up_block_types=("UpBlock2D", "UpBlock2D"))
+    diffusers.DDPMPipeline(unet, diffusers.DDPMScheduler()).save_pretrained(work / "ddpm-cifar10-32")
 
 
 # Not events of the run: warnings (Python's format, or Lightning's ``file.py:12: message``), tips, a bar

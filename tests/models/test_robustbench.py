@@ -13,6 +13,7 @@ import copy
 import importlib.util
 import json
 import os
+import re
 from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
@@ -247,3 +248,14 @@ def test_run_boost_with_a_robustbench_classifier(rice_dir, tmp_path):
     assert metrics["classifier"] == f"robustbench:cifar10/L2/{RICE}" and metrics["steps"] == 2
     with np.load(out / "samples_boosted.npz") as f:
         assert f["arr_0"].shape == (4, 32, 32, 3)
+
+
+def test_readme_table_lists_every_supported_name_with_its_published_accuracies():
+    """The README's table is this module's table (no second copy to drift)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rows = re.findall(r"^\| `([^`]+)` \| ([^|]+) \| ([\d.]+)M \| ([\d.]+) / ([\d.]+) \|$", readme, re.M)
+    assert {r[0] for r in rows} == set(CIFAR10_L2)
+    for name, arch, params, clean, robust in rows:
+        model = CIFAR10_L2[name]
+        assert (arch.strip(), float(clean), float(robust)) == (model.architecture, model.clean_acc, model.robust_acc)
+        assert abs(float(params) - model.params / 1e6) < 0.05
