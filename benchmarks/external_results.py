@@ -8,16 +8,18 @@ Pools the 27 sample sets of ``shared/data/external-samples`` into the family gro
 ``external_groups.py`` and boosts every group with ``run_boost.py`` (one Hydra multirun per
 variant; every run writes its own ``metrics.json``, samples and figures):
 
-    eps        L2 eps 0.1, 0.25, 0.5, 1, 2, 3, 4, 30 steps: the main result (eps 1.0) and the eps sweep
-    confident  confidence-aware boosting: eps 1, 2, 4 with attack.stop_at 0.8 and 0.95 (an image
+    eps        L2 eps 1, 2, 0.5, 4, 30 steps: the main result (eps 1.0) and the eps sweep
+    confident  confidence-aware boosting: eps 2, 4, 1 with attack.stop_at 0.8 and 0.95 (an image
                stops moving once the classifier gives its target that probability)
+    eps_more   the rest of the eps sweep: 0.25, 3, 0.1
     debias     predicted labels without and with balanced debiasing (mean is the main run's)
     steps7     7 steps instead of 30
     linf       L-inf at the perturbation of the L2 eps 1.0 run (the paper's Fig. 4 protocol:
                eps = the 70th percentile of its per-pixel changes), one per group
     small      the earlier, weaker shipped classifier (classifier=cifar10_l2_small)
 
-``--only eps,confident`` runs the named variants alone. Then it writes ``results.md`` and
+``--only eps,confident`` runs the named variants alone. Within a variant the settings are
+the outer loop, so a stopped run has every group at its first settings. Then it writes ``results.md`` and
 ``results.json`` (KID and FID-infinity with their 95% bootstrap intervals) to
 ``--out`` and copies ``results.md`` and the figures (a before/after grid and the label
 histograms per group, the eps sweep) to ``--figures``. Runs already finished are
@@ -45,22 +47,25 @@ from bigroc.progress import Progress  # noqa: E402
 
 MAIN_EPS = 1.0
 SWEEP_EPS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0)
-CONFIDENT_EPS = (1.0, 2.0, 4.0)
+FIRST_EPS = (1.0, 2.0, 0.5, 4.0)   # run first (variant eps)
+MORE_EPS = (0.25, 3.0, 0.1)        # the rest of SWEEP_EPS, run last (variant eps_more)
+CONFIDENT_EPS = (2.0, 4.0, 1.0)
 STOP_AT = (0.8, 0.95)
-VARIANTS = ("eps", "confident", "debias", "steps7", "small", "linf")
+VARIANTS = ("eps", "confident", "eps_more", "debias", "steps7", "small", "linf")
+SET_BY_VARIANTS = ("epsilon", "attack", "attack.stop_at", "debias", "steps", "classifier")
 LINF_PERCENTILE = 70
 
 
 def _run_boost(sweep_dir: Path, paths: list[Path], overrides: list[str], extra: list[str],
                progress: Progress) -> None:
-    """One multirun of run_boost.py over ``paths`` (and any swept override). The variant's own
-    ``overrides`` come last, so ``extra`` (precision, --quick's sizes) cannot undo what defines it.
+    """One multirun of run_boost.py over the variant's ``overrides`` and ``paths``, the first
+    override the outermost loop (a stopped table has every group at the first settings).
     ``progress`` counts the runs it finishes."""
     if _finished(sweep_dir) >= len(paths) * _jobs_per_path(overrides):
         return
-    cmd = [sys.executable, str(REPO / "run_boost.py"), "-m", "generator=samples",
+    cmd = [sys.executable, str(REPO / "run_boost.py"), "-m", *overrides, "generator=samples",
            "generator.path=" + ",".join(str(p) for p in paths), "num_samples=all", "logger=none",
-           f"hydra.sweep.dir={sweep_dir}", *extra, *overrides]
+           f"hydra.sweep.dir={sweep_dir}", *extra]
     print("$", " ".join(cmd[1:]), flush=True)
     before = _finished(sweep_dir)
     subprocess.run(cmd, cwd=REPO, check=True)
@@ -110,13 +115,15 @@ def run_all(groups: list[Group], paths: dict[str, Path], out: Path, extra: list[
     left) after each."""
     everything = [paths[g.name] for g in groups]
     unconditional = [paths[g.name] for g in groups if not g.conditional]
-    sweep, confident, stops = ([MAIN_EPS], [MAIN_EPS], [0.9]) if quick else (SWEEP_EPS, CONFIDENT_EPS, STOP_AT)
-    variants = [(out / "eps", everything, ["epsilon=" + _joined(sweep)]),
+    first, confident, stops = ([MAIN_EPS], [MAIN_EPS], [0.9]) if quick else (FIRST_EPS, CONFIDENT_EPS, STOP_AT)
+    more = [] if quick else list(MORE_EPS)
+    variants = [(out / "eps", everything, ["epsilon=" + _joined(first)]),
                 (out / "confident", everything, ["epsilon=" + _joined(confident), "attack.stop_at=" + _joined(stops)]),
+                (out / "eps_more", everything, ["epsilon=" + _joined(more)]),
                 (out / "debias", unconditional, [f"epsilon={MAIN_EPS}", "debias=none,balanced"]),
                 (out / "steps7", everything, [f"epsilon={MAIN_EPS}", "steps=7"]),
                 (out / "small", everything, [f"epsilon={MAIN_EPS}", "classifier=cifar10_l2_small"])]
-    variants = [v for v in variants if v[0].name in only]
+    variants = [v for v in variants if v[0].name in only and "epsilon=" != v[2][0]]
     linf_left = max(len(groups) - sum(_finished(d) for d in out.glob("linf_*")), 0) if "linf" in only else 0
     total = sum(_to_run(*v) for v in variants) + linf_left
     with Progress("external results", total, unit="runs") as progress:
@@ -189,7 +196,7 @@ def summarise(groups: list[Group], out: Path) -> dict:
         main = _pick(variants.get("eps", []), g.name, eps=MAIN_EPS)
         if main is None:
             continue
-        sweep = {m["eps"]: m for m in variants.get("eps", []) if group_of(m) == g.name}
+        sweep = {m["eps"]: m for m in variants.get("eps", []) + variants.get("eps_more", []) if group_of(m) == g.name}
         confident = {(m["eps"], m["stop_at"]): m for m in variants.get("confident", []) if group_of(m) == g.name}
         every = [m for m in [*sweep.values(), *confident.values()] if "boosted/kid_mean" in m]
         scored = {e: m for e, m in sweep.items() if "boosted/fid" in m}
@@ -337,6 +344,9 @@ def main(argv: list[str] | None = None) -> None:
     only = tuple(v for v in args.only.split(",") if v)
     if not only or set(only) - set(VARIANTS):
         parser.error(f"--only takes variants of {','.join(VARIANTS)}, got {args.only!r}")
+    clash = [e for e in extra if e.split("=", 1)[0].lstrip("+~") in SET_BY_VARIANTS]
+    if clash:
+        parser.error(f"{' '.join(clash)}: the variants set these themselves; leave them out after --")
     run_all(list(GROUPS), paths, out, extra, args.quick, only)
     table = summarise(list(GROUPS), out)
     text = markdown(table, reference_text(next(iter(table.values()))["main"])) if table and not args.quick else ""
