@@ -52,6 +52,13 @@ MORE_EPS = (0.25, 3.0, 0.1)        # the rest of SWEEP_EPS, run last (variant ep
 CONFIDENT_EPS = (2.0, 4.0, 1.0)
 STOP_AT = (0.8, 0.95)
 VARIANTS = ("eps", "confident", "eps_more", "debias", "steps7", "small", "linf")
+# The authors' published CIFAR-10 runs (FID-50k against the 50 000 training images, MadryLab's
+# robust ResNet-50), from the logs in their notebooks (royg27/BIGRoC,
+# CIFAR10/BIGRoC_Unconditional_boosting.ipynb: the first run of each table; their eps is in
+# [-1, 1] units, half of it ours): (generator, our group, their eps in our units, FID, boosted FID).
+PUBLISHED = (("WGAN-GP (torch-mimicry)", "gan_wasserstein", 2.5, 22.43, 16.19),
+             ("SNGAN (torch-mimicry)", "gan_spectral", 2.5, 17.20, 13.18),
+             ("InfoMax-GAN (torch-mimicry)", "gan_spectral", 1.5, 15.44, 11.36))
 SET_BY_VARIANTS = ("epsilon", "attack", "attack.stop_at", "debias", "steps", "classifier")
 LINF_PERCENTILE = 70
 
@@ -286,12 +293,37 @@ def markdown(table: dict, reference: str) -> str:
         lines.append(f"| {s['setting']} | {', '.join(s['better']) or 'none'} | {', '.join(s['worse']) or 'none'} | {rel} |")
     harmless = [s["setting"] for s in across if s["better"] and not s["worse"]]
     lines += ["", "Settings that make some group better and none worse: " + (", ".join(harmless) or "none") + "."]
+    lines += _against_the_paper(table)
     if any(r["linf"] or r["steps7"] or r["small"] for r in table.values()):
         lines += _ablations(table)
     lines += ["", "Label histograms of predicted labels (main run, debias=mean):", ""]
     for name, r in table.items():
         lines.append(f"- {name}: {r['main'].get('labels/histogram')}")
     return "\n".join(lines) + "\n"
+
+
+def _relative_fid_inf(m: dict | None) -> str:
+    if m is None or "boosted/fid_inf" not in m:
+        return "-"
+    return f"{100 * (m['boosted/fid_inf'] - m['base/fid_inf']) / m['base/fid_inf']:+.1f}%"
+
+
+def _against_the_paper(table: dict) -> list[str]:
+    """Each published generator's relative FID-50k change beside our family's relative FID-inf
+    change at the two swept eps around theirs."""
+    lines = ["", "## Against the authors' runs (relative change of FID-50k there, of FID-inf here)", "",
+             "| published generator | their eps (our units) | their FID-50k | our group | ours at eps below / above |",
+             "|---|---|---|---|---|"]
+    for name, group, eps, base, boosted in PUBLISHED:
+        r = table.get(group)
+        if r is None:
+            continue
+        below = max((e for e in r["sweep"] if e <= eps), default=None)
+        above = min((e for e in r["sweep"] if e >= eps), default=None)
+        ours = " / ".join(f"{_relative_fid_inf(r['sweep'].get(e))} (eps {e:g})" for e in (below, above) if e is not None)
+        lines.append(f"| {name} | {eps:g} | {base:.2f} -> {boosted:.2f} ({100 * (boosted - base) / base:+.1f}%) | "
+                     f"{group} | {ours} |")
+    return lines
 
 
 def _ablations(table: dict) -> list[str]:
