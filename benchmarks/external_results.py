@@ -8,10 +8,10 @@ Pools the 27 sample sets of ``shared/data/external-samples`` into the family gro
 ``external_groups.py`` and boosts every group with ``run_boost.py`` (one Hydra multirun per
 variant; every run writes its own ``metrics.json``, samples and figures):
 
-    eps        L2 eps 1, 2, 0.5, 4, 30 steps: the main result (eps 1.0) and the eps sweep
+    eps        L2 eps 1 and 2, 30 steps: the main result (eps 1.0) and the start of the eps sweep
     confident  confidence-aware boosting: eps 2, 4, 1 with attack.stop_at 0.8 and 0.95 (an image
                stops moving once the classifier gives its target that probability)
-    eps_more   the rest of the eps sweep: 0.25, 3, 0.1
+    eps_more   the rest of the eps sweep: 4, 0.5, 0.25, 3, 0.1
     debias     predicted labels without and with balanced debiasing (mean is the main run's)
     steps7     7 steps instead of 30
     linf       L-inf at the perturbation of the L2 eps 1.0 run (the paper's Fig. 4 protocol:
@@ -47,8 +47,8 @@ from bigroc.progress import Progress  # noqa: E402
 
 MAIN_EPS = 1.0
 SWEEP_EPS = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0)
-FIRST_EPS = (1.0, 2.0, 0.5, 4.0)   # run first (variant eps)
-MORE_EPS = (0.25, 3.0, 0.1)        # the rest of SWEEP_EPS, run last (variant eps_more)
+FIRST_EPS = (1.0, 2.0)                   # run first (variant eps)
+MORE_EPS = (4.0, 0.5, 0.25, 3.0, 0.1)    # the rest of SWEEP_EPS, after the confident runs (variant eps_more)
 CONFIDENT_EPS = (2.0, 4.0, 1.0)
 STOP_AT = (0.8, 0.95)
 VARIANTS = ("eps", "confident", "eps_more", "debias", "steps7", "small", "linf")
