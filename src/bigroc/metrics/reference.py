@@ -37,7 +37,7 @@ class ReferenceStats:
     ``mu`` float64 (D,), ``sigma`` float64 (D, D) of pool3 over ``num_samples`` images
     (``None``: statistics read from a file that does not say how many);
     ``features`` float32 (M, D): the first M <= max_features reference images' features
-    (M = 0 where only statistics exist: FID only, no KID or precision/recall);
+    (M = 0 where only statistics exist: FID and FID-inf, no KID or precision/recall);
     ``key``: what was measured (dataset, split, sample count, network, data digest, ...);
     ``mu_s``, ``sigma_s``: the spatial features' statistics for sFID (None: no sFID).
     """

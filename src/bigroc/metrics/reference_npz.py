@@ -117,7 +117,7 @@ def npz_reference_stats(
       gives only the KID / precision-recall features, so only its first ``max_features``
       images are run through the network.
     - ``arr_0`` only: every statistic is computed from the images.
-    - statistics only: no features (FID only).
+    - statistics only: no features (FID and FID-inf only).
 
     Image features are computed like the CIFAR-10 reference's (any image size: the network
     resizes to 299x299 as TF does) and cached under a key holding the file's SHA-1.

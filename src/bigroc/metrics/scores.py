@@ -174,7 +174,7 @@ class GenerativeScores(Metric):
             mu_s, sigma_s = moments_from_sums(self.spatial_sum, self.spatial_outer_sum, n)
             scores["sfid"] = frechet_distance(ref.mu_s.to(device), ref.sigma_s.to(device), mu_s, sigma_s,
                                               sigma1_factor=ref.sigma_factor(spatial=True).to(device))
-        if ref.features.shape[0] > 0:  # a reference of statistics only gives FID alone
+        if ref.features.shape[0] > 0:  # a reference of statistics only gives FID and FID-inf alone
             real = ref.features.to(fake.device)
             scores["kid_mean"], scores["kid_std"] = kid(real, fake, self.kid_subsets, self.kid_subset_size)
             scores["precision"], scores["recall"] = precision_recall(real, fake, k=self.pr_k)
