@@ -132,3 +132,33 @@ def test_external_results_counts_its_runs(tmp_path, monkeypatch):
     total = 5 * groups + 2 * unconditional  # eps, confident, steps7, small, linf; debias x2
     assert len(lines) == 6 and all(line.startswith("external results: ") for line in lines), lines  # a line a variant
     assert lines[-1].startswith(f"external results: {total}/{total} runs (100%)"), lines
+
+
+def test_external_results_runs_only_the_variants_named(tmp_path, monkeypatch):
+    """The README's grid command (--only eps,confident,eps_more): those multiruns and no other,
+    each with its settings as the outermost loop (before the sample files)."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import external_results as ext
+
+    commands = []
+
+    def fake_run(cmd, cwd, check):
+        commands.append(cmd)
+        args = dict(a.split("=", 1) for a in cmd if "=" in a)
+        sweep = Path(args["hydra.sweep.dir"])
+        for i in range(ext._jobs_per_path([a for a in cmd if a.startswith(("epsilon=", "attack."))]) * len(ext.GROUPS)):
+            (sweep / str(i)).mkdir(parents=True)
+            (sweep / str(i) / "metrics.json").write_text("{}")
+
+    monkeypatch.setattr(ext.subprocess, "run", fake_run)
+    paths = {g.name: tmp_path / f"{g.name}.npz" for g in ext.GROUPS}
+    ext.run_all(list(ext.GROUPS), paths, tmp_path / "out", [], quick=False, only=("eps", "confident", "eps_more"))
+    assert [Path(dict(a.split("=", 1) for a in c if "=" in a)["hydra.sweep.dir"]).name for c in commands] == [
+        "eps", "confident", "eps_more"]
+    first = [c[c.index("-m") + 1] for c in commands]
+    assert first == ["epsilon=1,2", "epsilon=2,4,1", "epsilon=4,0.5,0.25,3,0.1"]
+    assert "attack.stop_at=0.8,0.95" in commands[1]
+    ext.run_all(list(ext.GROUPS), paths, tmp_path / "out", [], quick=False, only=("eps", "confident", "eps_more"))
+    assert len(commands) == 3  # every run finished: a second call runs nothing

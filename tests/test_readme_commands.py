@@ -94,6 +94,8 @@ CHECKS = {
     "python benchmarks/external_results.py -- trainer.precision=bf16-mixed metrics.precision=bf16":
         Elsewhere(SLOW_TEST, '"--", "trainer.precision=bf16-mixed", "metrics.precision=bf16"'),
     "python benchmarks/external_results.py --quick": Elsewhere(SLOW_TEST, '"--quick"'),
+    "python benchmarks/external_results.py --only eps,confident,eps_more":
+        Elsewhere("tests/test_progress.py", 'only=("eps", "confident", "eps_more")'),
     "python benchmarks/external_results.py": Elsewhere(SLOW_TEST, '"benchmarks/external_results.py", "--quick"'),
     # Quick start and installing
     "make run": Make("run", ("python run_boost.py",)),
